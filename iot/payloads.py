@@ -1,0 +1,186 @@
+"""Versioned payloads of every event that crosses the bus.
+
+Every payload has a schema version ``v``, an ``id`` unique to the event
+(applying an event twice must change nothing) and ``event_time_s``, the Unix
+time in seconds at which the thing happened (not when it was sent or
+received). Models forbid unknown fields and NaN/infinite numbers, so a
+malformed message is rejected with the path of the bad field.
+
+>>> e = GateEntry(id="e1", event_time_s=1.8e9, device_id="gate-in", token="t-1")
+>>> GateEntry.model_validate_json(e.model_dump_json()) == e
+True
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "CartEvent",
+    "DeadLetter",
+    "DeviceStatus",
+    "Event",
+    "GateEntry",
+    "GateExit",
+    "PlateSamples",
+    "Receipt",
+    "ReceiptLine",
+    "SessionEvent",
+    "ShelfEvent",
+    "ShelfSamples",
+    "TrackBatch",
+    "TrackPoint",
+]
+
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@/-]+$")]
+# Sensible bounds: 2000-01-01 .. 2100-01-01 as Unix seconds; rejects garbage timestamps.
+EventTime = Annotated[float, Field(ge=946_684_800.0, le=4_102_444_800.0)]
+Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
+FloorCoord = Annotated[float, Field(ge=-100.0, le=1000.0)]
+
+
+class Event(BaseModel):
+    """Base of every bus payload."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    v: Literal[1] = Field(default=1, description="Payload schema version.")
+    id: Id = Field(description="Unique event id; duplicates are ignored.")
+    event_time_s: EventTime = Field(description="When it happened, Unix seconds (event time).")
+    device_id: Id = Field(description="Device or service that produced the event.")
+
+
+# --- devices → edge ---
+
+
+class PlateSamples(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    plate_id: Id
+    weights_g: list[Annotated[float, Field(ge=-50_000.0, le=100_000.0)]] = Field(
+        min_length=1, max_length=2000, description="Raw load in grams, one per sample, oldest first."
+    )
+
+
+class ShelfSamples(Event):
+    """A batch of raw load-cell samples from one shelf controller.
+
+    ``event_time_s`` is the time of the first sample; sample ``k`` was taken
+    at ``event_time_s + k / sample_rate_hz``.
+    """
+
+    sample_rate_hz: float = Field(gt=0, le=1000, description="Samples per second.")
+    plates: list[PlateSamples] = Field(min_length=1, max_length=256)
+
+
+class GateEntry(Event):
+    """A shopper scanned in at an entry gate (QR token from the shopper app)."""
+
+    token: Id = Field(description="Pseudonymous scan-in token; identifies the visit, not the person.")
+    party_size: int = Field(default=1, ge=1, le=20, description="People covered by this scan-in.")
+
+
+class GateExit(Event):
+    """Someone passed an exit gate. Walk-out gates need no scan; a token is optional."""
+
+    token: Id | None = Field(default=None, description="Token if the exit gate scanned one.")
+
+
+class TrackPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    track_id: Id = Field(description="Tracker-local id of one person track.")
+    x_m: FloorCoord
+    y_m: FloorCoord
+    confidence: Confidence = 1.0
+
+
+class TrackBatch(Event):
+    """Floor positions of all current person tracks at one instant."""
+
+    tracks: list[TrackPoint] = Field(default_factory=list, max_length=1000)
+    ended: list[Id] = Field(default_factory=list, description="Track ids that ended at this instant.")
+
+
+# --- edge → brain ---
+
+
+class ShelfEvent(Event):
+    """A settled weight change on one plate: something was picked or put.
+
+    ``event_time_s`` is when the plate settled again; ``started_s`` when it
+    became unstable. ``sku``/``quantity`` read the change against the
+    planogram; the brain may re-read ``delta_g`` (a put-back on the wrong plate).
+    """
+
+    plate_id: Id
+    action: Literal["pick", "put"]
+    delta_g: float = Field(ge=-100_000.0, le=100_000.0, description="Settled load after minus before, g.")
+    started_s: EventTime
+    sku: Id = Field(description="SKU the planogram puts on this plate.")
+    quantity: int = Field(ge=1, le=1000, description="Units of that SKU closest to |delta_g|.")
+    confidence: Confidence = Field(description="How well |delta_g| fits a whole number of units.")
+    noise_g: float = Field(ge=0, le=10_000, description="Measured load-cell noise around the event, g.")
+
+
+# --- brain → world ---
+
+
+class SessionEvent(Event):
+    session_id: Id
+    token: Id
+    state: Literal["open", "bound", "closed"]
+    track_id: Id | None = None
+
+
+class CartEvent(Event):
+    """One append-only line of the cart ledger."""
+
+    session_id: Id
+    sku: Id
+    quantity_delta: int = Field(ge=-1000, le=1000, description="+ picked into the cart, - put back.")
+    confidence: Confidence
+    source_event_id: Id = Field(description="The shelf event this line was derived from.")
+    reason: str = Field(default="", max_length=500, description="Why fusion decided this line.")
+
+
+class ReceiptLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    sku: Id
+    name: str
+    quantity: int = Field(ge=1)
+    unit_price_cents: int = Field(ge=0)
+    total_cents: int = Field(ge=0)
+    confidence: Confidence
+
+
+class Receipt(Event):
+    session_id: Id
+    token: Id
+    entered_s: EventTime
+    exited_s: EventTime
+    currency: str
+    lines: list[ReceiptLine]
+    total_cents: int = Field(ge=0)
+    needs_review: bool
+    review_reasons: list[str] = Field(default_factory=list)
+
+
+# --- operations ---
+
+
+class DeviceStatus(Event):
+    """Retained online/offline state of a device or service (Last Will: offline)."""
+
+    state: Literal["online", "offline"]
+
+
+class DeadLetter(Event):
+    """A message a service refused, with why. Never retained."""
+
+    topic: str = Field(max_length=512)
+    reason: str = Field(max_length=2000)
+    payload_excerpt: str = Field(default="", max_length=1000)

@@ -1,0 +1,100 @@
+"""The one registry of MQTT topics: scheme, payload model, QoS and retain flag.
+
+Topic scheme: ``smartstore/<store>/<kind>/<device>/<channel>``, all lowercase
+ASCII, no leading slash. Publishing, subscribing, dispatch and the docs read
+this table, so a topic cannot exist in one place and be missing in another.
+
+>>> TOPICS["shelf_events"].topic("demo", "edge-1")
+'smartstore/demo/shelf/edge-1/events'
+>>> match_topic("smartstore/demo/gate/gate-in/entries")
+(Channel(name='gate_entries', kind='gate', channel='entries'), 'demo', 'gate-in')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from iot.payloads import (
+    CartEvent,
+    DeadLetter,
+    DeviceStatus,
+    Event,
+    GateEntry,
+    GateExit,
+    Receipt,
+    SessionEvent,
+    ShelfEvent,
+    ShelfSamples,
+    TrackBatch,
+)
+
+__all__ = ["ANY", "PREFIX", "TOPICS", "Channel", "match_topic"]
+
+PREFIX = "smartstore"
+ANY = "+"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One kind of message on the bus."""
+
+    name: str
+    kind: str  # device kind segment; ANY for channels every kind has (status, deadletter)
+    channel: str
+    model: type[Event] = field(repr=False)
+    qos: int = field(repr=False)
+    retain: bool = field(repr=False)
+    description: str = field(repr=False)
+
+    def topic(self, store_id: str, device_id: str, kind: str | None = None) -> str:
+        """The concrete topic a device publishes this channel on."""
+        k = kind or self.kind
+        if k == ANY:
+            raise ValueError(f"channel {self.name!r} is published by every kind; pass kind=")
+        return f"{PREFIX}/{store_id}/{k}/{device_id}/{self.channel}"
+
+    def filter(self, store_id: str = ANY, device_id: str = ANY) -> str:
+        """A subscription filter for this channel (wildcards by default)."""
+        return f"{PREFIX}/{store_id}/{self.kind}/{device_id}/{self.channel}"
+
+
+def _channels() -> dict[str, Channel]:
+    table = [
+        Channel("shelf_samples", "shelf", "samples", ShelfSamples, 0, False,
+                "Raw load-cell sample batches from a shelf controller (stay at the edge)."),
+        Channel("shelf_events", "shelf", "events", ShelfEvent, 1, False,
+                "Settled pick/put weight changes from the change detector."),
+        Channel("gate_entries", "gate", "entries", GateEntry, 1, False,
+                "Scan-ins at an entry gate."),
+        Channel("gate_exits", "gate", "exits", GateExit, 1, False,
+                "Passages through an exit gate."),
+        Channel("tracks", "tracker", "tracks", TrackBatch, 0, False,
+                "Shopper floor positions (simulated positioning now, camera tracker later)."),
+        Channel("sessions", "brain", "sessions", SessionEvent, 1, False,
+                "Visit sessions opened, bound to a track, and closed."),
+        Channel("cart_events", "brain", "carts", CartEvent, 1, False,
+                "Cart ledger lines decided by fusion."),
+        Channel("receipts", "brain", "receipts", Receipt, 1, False,
+                "Receipts issued at exit."),
+        Channel("status", ANY, "status", DeviceStatus, 1, True,
+                "Retained online/offline state; the Last Will sets offline."),
+        Channel("deadletter", ANY, "deadletter", DeadLetter, 1, False,
+                "Messages a service refused, with the reason."),
+    ]
+    return {c.name: c for c in table}
+
+
+TOPICS: dict[str, Channel] = _channels()
+_BY_SEGMENTS = {(c.kind, c.channel): c for c in TOPICS.values()}
+
+
+def match_topic(topic: str) -> tuple[Channel, str, str] | None:
+    """Map a concrete topic to (channel, store_id, device_id), or None if unknown."""
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != PREFIX or not all(parts):
+        return None
+    _, store_id, kind, device_id, channel = parts
+    found = _BY_SEGMENTS.get((kind, channel)) or _BY_SEGMENTS.get((ANY, channel))
+    if found is None:
+        return None
+    return found, store_id, device_id
