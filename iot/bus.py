@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import queue
+import threading
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ __all__ = [
     "Inbox",
     "LocalTransport",
     "Message",
+    "SerialTransport",
     "Transport",
     "publish",
     "topic_matches",
@@ -108,6 +111,54 @@ class LocalTransport:
 
     def close(self) -> None:
         self._subs.clear()
+
+
+class SerialTransport:
+    """Runs a service's callbacks, and calls submitted to it, on one worker thread.
+
+    A real broker delivers on its network thread while the composition root
+    ticks the service's clock from another; funnelling both through one queue
+    keeps each service single-threaded, so its state needs no locks.
+    """
+
+    def __init__(self, inner: Transport, name: str) -> None:
+        self.inner = inner
+        self.name = name
+        self._queue: queue.Queue[tuple[Callable[..., None], tuple[object, ...]] | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._run, name=f"{name}-worker", daemon=True)
+        self._worker.start()
+
+    def publish(self, topic: str, data: bytes, qos: int = 0, retain: bool = False) -> None:
+        self.inner.publish(topic, data, qos, retain)
+
+    def subscribe(self, topic_filter: str, callback: RawCallback, qos: int = 0) -> None:
+        def enqueue(topic: str, data: bytes) -> None:
+            self._queue.put((callback, (topic, data)))
+
+        self.inner.subscribe(topic_filter, enqueue, qos)
+
+    def submit(self, fn: Callable[..., None], *args: object) -> None:
+        """Run ``fn(*args)`` on the worker thread, after what is already queued."""
+        self._queue.put((fn, args))
+
+    def drain(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything queued so far has run; False on timeout."""
+        done = threading.Event()
+        self._queue.put((done.set, ()))
+        return done.wait(timeout_s)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._worker.join(timeout=10)
+        self.inner.close()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fn, args = item
+            try:
+                fn(*args)
+            except Exception:  # a service bug must not stop its worker; it is logged loudly
+                log.exception("%s: a callback failed", self.name)
 
 
 def publish(transport: Transport, store_id: str, payload: Event, *, kind: str | None = None) -> str:
