@@ -14,71 +14,137 @@ class BrainSettings(BaseModel):
 
     # --- timing ---
     attribution_delay_s: float = Field(
-        default=0.3, ge=0, le=30,
+        default=0.3,
+        ge=0,
+        le=30,
         description="A shelf event (and an exit) is decided only once event time has passed its "
-                    "time by this much, so the tracks covering it have arrived.")
+        "time by this much, so the tracks covering it have arrived.",
+    )
     receipt_grace_s: float = Field(
-        default=0.5, ge=0, le=120,
+        default=0.5,
+        ge=0,
+        le=120,
         description="A receipt is issued this long after the exit, once no shelf event that "
-                    "started before the exit is still pending.")
+        "started before the exit is still pending.",
+    )
     attribution_lead_s: float = Field(
-        default=0.5, ge=0, le=10,
-        description="Track positions are averaged from this long before the shelf event started.")
+        default=0.5,
+        ge=0,
+        le=10,
+        description="Track positions are averaged from this long before the shelf event started.",
+    )
+    attribution_hold_s: float = Field(
+        default=1.5,
+        gt=0,
+        le=30,
+        description="Track positions are averaged until at most this long after the shelf event "
+        "started: the hand is at the shelf when the plate starts to move, but the shopper may "
+        "walk off before it settles.",
+    )
     position_gap_s: float = Field(
-        default=1.0, gt=0, le=10,
+        default=1.0,
+        gt=0,
+        le=10,
         description="If a track has no sample in a window, the nearest sample at most this far "
-                    "outside it is used instead.")
+        "outside it is used instead.",
+    )
     # --- sessions ---
     bind_window_s: float = Field(
-        default=3.0, gt=0, le=60,
-        description="A track binds to a scan-in if it was first seen within this many seconds of it.")
+        default=3.0,
+        gt=0,
+        le=60,
+        description="A track binds to a scan-in if first seen within this many seconds of it.",
+    )
     bind_radius_m: float = Field(
-        default=1.5, gt=0, le=20,
-        description="A track binds to a scan-in only if first seen this close to the entry gate centre.")
+        default=1.5,
+        gt=0,
+        le=20,
+        description="A track binds to a scan-in only if first seen this close to the entry gate "
+        "centre.",
+    )
     exit_radius_m: float = Field(
-        default=2.0, gt=0, le=20,
+        default=2.0,
+        gt=0,
+        le=20,
         description="An exit closes the session whose track is nearest the exit gate line, "
-                    "if no farther than this.")
+        "if no farther than this.",
+    )
     # --- attribution ---
     reach_margin_m: float = Field(
-        default=0.15, ge=0, le=2,
-        description="Added to the store's reach_m to allow for positioning noise.")
+        default=0.15,
+        ge=0,
+        le=2,
+        description="Added to the store's reach_m to allow for positioning noise.",
+    )
     sure_margin_m: float = Field(
-        default=0.25, gt=0, le=5,
+        default=0.25,
+        gt=0,
+        le=5,
         description="With several shoppers in reach, a lead over the runner-up this large gives "
-                    "full attribution confidence; at zero lead it is 0.5.")
+        "full attribution confidence; at zero lead it is 0.5.",
+    )
     single_candidate_confidence: float = Field(
-        default=0.97, ge=0, le=1,
-        description="Attribution confidence when only one shopper is in reach.")
+        default=0.97,
+        ge=0,
+        le=1,
+        description="Attribution confidence when only one shopper is in reach.",
+    )
     # --- weight interpretation ---
     weight_floor_sigma_g: float = Field(
-        default=1.0, gt=0, le=1000,
-        description="Weight uncertainty added to unit tolerance and load-cell noise, g (one sigma).")
+        default=1.0,
+        gt=0,
+        le=1000,
+        description="Weight uncertainty added to unit tolerance and load-cell noise, g (1 sigma).",
+    )
     fit_ok_z: float = Field(
-        default=2.5, gt=0, le=20,
-        description="A weight fit within this many sigmas is a confident fit.")
+        default=2.5,
+        gt=0,
+        le=20,
+        description="A weight fit within this many sigmas is a confident fit.",
+    )
     fit_max_z: float = Field(
-        default=4.0, gt=0, le=50,
-        description="A weight fit beyond this many sigmas does not fit at all.")
+        default=4.0,
+        gt=0,
+        le=50,
+        description="A weight fit beyond this many sigmas does not fit at all.",
+    )
     ambiguity_z: float = Field(
-        default=1.5, gt=0, le=20,
+        default=1.5,
+        gt=0,
+        le=20,
         description="Two different SKUs whose fits are within this many sigmas of each other are "
-                    "ambiguous; the decision's SKU confidence drops.")
+        "ambiguous; the decision's SKU confidence drops.",
+    )
     own_sku_ambiguous_confidence: float = Field(
-        default=0.8, ge=0, le=1,
-        description="SKU confidence of an ambiguous put resolved in favour of the plate's own SKU.")
+        default=0.8,
+        ge=0,
+        le=1,
+        description="SKU confidence of an ambiguous put resolved in favour of the plate's own SKU.",
+    )
     foreign_better_z: float = Field(
-        default=1.0, ge=0, le=20,
+        default=1.0,
+        ge=0,
+        le=20,
         description="A pick takes a foreign unit lying on the plate only if it fits the weight "
-                    "better than the plate's own SKU by this many sigmas.")
+        "better than the plate's own SKU by this many sigmas.",
+    )
     # --- review ---
     review_below: float = Field(
-        default=0.7, ge=0, le=1,
-        description="A cart line below this confidence flags the visit for review.")
+        default=0.7,
+        ge=0,
+        le=1,
+        description="A cart line below this confidence flags the visit for review.",
+    )
     # --- memory ---
     track_retention_s: float = Field(
-        default=120.0, gt=0, le=86_400,
-        description="Track samples older than this (event time) are dropped.")
+        default=120.0,
+        gt=0,
+        le=86_400,
+        description="Track samples older than this (event time) are dropped.",
+    )
     closed_retention_s: float = Field(
-        default=600.0, gt=0, le=86_400,
-        description="Receipted sessions are kept in memory this long, to refuse late events clearly.")
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="Receipted sessions stay in memory this long, to refuse late events clearly.",
+    )

@@ -1,0 +1,1 @@
+"""The bus (topics, payloads, transports, broker) and device adapters."""

@@ -28,7 +28,7 @@ from iot.payloads import (
     TrackBatch,
 )
 
-__all__ = ["ANY", "PREFIX", "TOPICS", "Channel", "match_topic"]
+__all__ = ["ANY", "PREFIX", "TOPICS", "Channel", "match_topic", "topics_markdown"]
 
 PREFIX = "smartstore"
 ANY = "+"
@@ -98,3 +98,17 @@ def match_topic(topic: str) -> tuple[Channel, str, str] | None:
     if found is None:
         return None
     return found, store_id, device_id
+
+
+def topics_markdown() -> str:
+    """The registry as a Markdown table (docs/bus.md embeds it; a test keeps them equal)."""
+    rows = [
+        "| topic | payload | QoS | retained | what |",
+        "|---|---|---|---|---|",
+    ]
+    for c in TOPICS.values():
+        kind = "<kind>" if c.kind == ANY else c.kind
+        topic = f"{PREFIX}/<store>/{kind}/<device>/{c.channel}"
+        rows.append(f"| `{topic}` | `{c.model.__name__}` | {c.qos} | {'yes' if c.retain else 'no'} "
+                    f"| {c.description} |")
+    return "\n".join(rows)

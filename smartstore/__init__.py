@@ -1,0 +1,1 @@
+"""The smartstore CLI and composition roots (demo, eval). Nothing imports this package."""

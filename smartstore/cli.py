@@ -3,6 +3,7 @@
     smartstore demo [--scenario FILE] [--seconds N] [--speed X] [--port P] [--broker URL]
     smartstore eval SCENARIO.yaml [--json OUT.json] [--truth TRUTH.json]
     smartstore check-store STORE.yaml
+    smartstore topics
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check-store", help="validate a store file and summarise it")
     c.add_argument("store", help="store file, e.g. stores/demo.yaml")
+
+    sub.add_parser("topics", help="print the MQTT topic table (Markdown)")
     return p
 
 
@@ -59,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "topics":
+            from iot.topics import topics_markdown
+
+            print(topics_markdown())
+            return 0
         return _check_store(args)
     except KeyboardInterrupt:
         return 130

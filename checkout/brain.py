@@ -1,0 +1,493 @@
+"""The store brain: sessions, fusion, the cart ledger and receipts, driven by event time.
+
+It reads the bus through an ``Inbox`` and decides nothing on arrival that
+could still change: a shelf event waits until event time has passed it by
+``attribution_delay_s`` (so the tracks around it have arrived over a real
+broker too), an exit likewise, and a receipt until ``receipt_grace_s`` after
+the exit with no shelf event that started before the exit still pending.
+Event time is the newest of the times received and the times given to
+``tick``; no wall clock is read.
+
+>>> from pathlib import Path
+>>> from iot.bus import LocalTransport
+>>> from iot.store import load_store
+>>> store = load_store(Path(__file__).resolve().parents[1] / "stores" / "demo.yaml")
+>>> brain = StoreBrain(store, LocalTransport(), Ledger(":memory:"))
+>>> brain.start(); brain.tick(1.8e9); brain.stats()["sessions_opened"]
+0
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Literal
+
+from checkout.fusion import (
+    Attribution,
+    Interpretation,
+    attribute,
+    interpret_pick,
+    interpret_put,
+    line_confidence,
+    mean_distance_m,
+)
+from checkout.ids import derived_id
+from checkout.ledger import Ledger, SessionRecord, ShelfDecision
+from checkout.receipts import build_receipt
+from checkout.sessions import SessionBook, session_id_for
+from checkout.settings import BrainSettings
+from checkout.tracks import TrackHistory
+from iot.bus import Inbox, Message, Transport, publish
+from iot.payloads import (
+    CartEvent,
+    DeviceStatus,
+    Event,
+    GateEntry,
+    GateExit,
+    Receipt,
+    SessionEvent,
+    ShelfEvent,
+    TrackBatch,
+)
+from iot.store import Store
+from iot.topics import TOPICS
+
+__all__ = ["BrainSettings", "StoreBrain"]
+
+log = logging.getLogger(__name__)
+
+_EPOCH_FLOOR_S = 946_684_800.0  # the earliest event time a payload accepts
+_PRUNE_EVERY_S = 5.0
+
+_Handler = Callable[[Message], None]
+_Outcome = Literal["cart", "unattributed", "unexplained", "late"]
+
+
+class StoreBrain:
+    """Turns gate, track and shelf events into sessions, cart lines and receipts."""
+
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport,
+        ledger: Ledger,
+        *,
+        settings: BrainSettings | None = None,
+        service_id: str = "brain",
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.ledger = ledger
+        self.settings = settings or BrainSettings()
+        self.service_id = service_id
+        self.clock_s = -math.inf
+        self.tracks = TrackHistory(self.settings.track_retention_s)
+        self.book = SessionBook(store, self.tracks, self.settings)
+        self.receipts: list[Receipt] = []
+        self.inbox: Inbox | None = None
+        self._counts: Counter[str] = Counter()
+        self._foreign: dict[str, dict[str, int]] = {}
+        self._pending: list[tuple[float, int, Message]] = []  # (due time, seq, shelf event or exit)
+        self._seq = itertools.count()
+        self._lock = threading.RLock()  # handlers (broker thread) and tick (caller) take turns
+        self._last_prune_s = -math.inf
+        self._status_n = 0
+
+    # --- life cycle ---
+
+    def start(self, now_s: float | None = None) -> None:
+        """Rebuild from the ledger, subscribe, and publish a retained ``online`` status."""
+        with self._lock:
+            for record in self.ledger.unreceipted_sessions():
+                self.book.restore(record)
+            self._foreign = self.ledger.plate_foreign()
+            latest = self.ledger.latest_time_s()
+            self.clock_s = max(
+                self.clock_s,
+                latest if latest is not None else -math.inf,
+                now_s if now_s is not None else -math.inf,
+            )
+            log.info(
+                "brain %s starts with %d unreceipted sessions",
+                self.service_id,
+                len(self.book.sessions),
+            )
+            self.inbox = inbox = Inbox(
+                self.transport,
+                self.store.store_id,
+                service_kind="brain",
+                service_id=self.service_id,
+                now=lambda: max(self.clock_s, _EPOCH_FLOOR_S),
+                known_devices=self.store.device_ids(),
+            )
+            inbox.on(TOPICS["gate_entries"], self._guarded(self._on_entry))
+            inbox.on(TOPICS["gate_exits"], self._guarded(self._on_exit))
+            inbox.on(TOPICS["tracks"], self._guarded(self._on_tracks))
+            inbox.on(TOPICS["shelf_events"], self._guarded(self._on_shelf))
+            self._publish_status("online")
+
+    def tick(self, now_s: float) -> None:
+        """Event time has reached ``now_s``: decide what is due."""
+        with self._lock:
+            self._advance(now_s)
+
+    def close(self) -> None:
+        """Publish ``offline``; the ledger belongs to the caller and stays open."""
+        with self._lock:
+            self._publish_status("offline")
+            if self._pending:
+                log.warning(
+                    "brain %s closes with %d undecided events", self.service_id, len(self._pending)
+                )
+
+    def stats(self) -> dict[str, int]:
+        """Counters of this run, dead letters by reason, and a few current sizes."""
+        with self._lock:
+            out = dict(self._counts)
+            rejected = self.inbox.rejected if self.inbox else Counter()
+            out["dead_letters"] = sum(rejected.values())
+            out.update({f"dead_letter.{reason}": n for reason, n in rejected.items()})
+            out["open_sessions"] = sum(s.state != "closed" for s in self.book.sessions.values())
+            out["pending_events"] = len(self._pending)
+            out["tracks"] = len(self.tracks)
+            for key in (
+                "sessions_opened",
+                "sessions_bound",
+                "sessions_closed",
+                "events_attributed",
+                "events_unattributed",
+                "events_unexplained",
+                "receipts",
+                "receipts_needing_review",
+                "unmatched_exits",
+                "late_events",
+            ):
+                out.setdefault(key, 0)
+            return out
+
+    # --- handlers (validated by the inbox) ---
+
+    def _guarded(self, handler: _Handler) -> _Handler:
+        def locked(msg: Message) -> None:
+            with self._lock:
+                handler(msg)
+
+        return locked
+
+    def _on_entry(self, msg: Message) -> None:
+        entry = msg.payload
+        assert isinstance(entry, GateEntry)
+        sid = session_id_for(entry.token)
+        known = self.book.get(sid) or self.ledger.session(sid)
+        if known is not None and (known.state == "closed" or known.receipt_id is not None):
+            self._late(msg, f"token {entry.token} already used by closed session {sid}")
+        elif known is not None:
+            self._counts["repeat_scan_ins"] += 1
+            log.info("repeat scan-in %s for open session %s ignored", entry.id, sid)
+        else:
+            record = self.book.open(entry)
+            self._counts["sessions_opened"] += 1
+            self._save_and_announce(record, "open", entry.event_time_s)
+            if self.book.bind_session(record):
+                self._announce_bound(record, entry.event_time_s)
+        self._advance(entry.event_time_s)
+
+    def _on_exit(self, msg: Message) -> None:
+        exit_ = msg.payload
+        assert isinstance(exit_, GateExit)
+        if any(s.exit_event_id == exit_.id for s in self.book.sessions.values()):
+            self._counts["repeat_exits"] += 1
+        elif (
+            exit_.token is not None
+            and (rec := self.book.by_token(exit_.token)) is not None
+            and rec.state == "closed"
+        ):
+            self._late(msg, f"exit for session {rec.session_id}, already closed")
+        else:
+            self._schedule(exit_.event_time_s, msg)
+        self._advance(exit_.event_time_s)
+
+    def _on_tracks(self, msg: Message) -> None:
+        batch = msg.payload
+        assert isinstance(batch, TrackBatch)
+        for track_id in self.tracks.observe(batch):
+            record = self.book.bind_track(track_id)
+            if record is not None:
+                self._announce_bound(record, batch.event_time_s)
+        self._advance(batch.event_time_s)
+
+    def _on_shelf(self, msg: Message) -> None:
+        ev = msg.payload
+        assert isinstance(ev, ShelfEvent)
+        plates = self.store.controller_plates.get(ev.device_id, [])
+        if ev.plate_id not in plates:
+            self.inbox_reject(
+                msg,
+                "unknown plate",
+                f"plate {ev.plate_id!r} is not read by controller {ev.device_id!r}",
+            )
+        elif self.ledger.decided(ev.id):
+            self.inbox_reject(msg, "already decided", f"shelf event {ev.id} was decided before")
+        else:
+            self._schedule(ev.event_time_s, msg)
+        self._advance(ev.event_time_s)
+
+    # --- the clock ---
+
+    def _schedule(self, time_s: float, msg: Message) -> None:
+        heapq.heappush(
+            self._pending, (time_s + self.settings.attribution_delay_s, next(self._seq), msg)
+        )
+
+    def _advance(self, now_s: float) -> None:
+        self.clock_s = max(self.clock_s, now_s)
+        while self._pending and self._pending[0][0] <= self.clock_s:
+            _, _, msg = heapq.heappop(self._pending)
+            if isinstance(msg.payload, ShelfEvent):
+                self._decide_shelf(msg)
+            else:
+                self._decide_exit(msg)
+        self._issue_due_receipts()
+        if self.clock_s - self._last_prune_s >= _PRUNE_EVERY_S:
+            self._prune()
+
+    def _prune(self) -> None:
+        self._last_prune_s = self.clock_s
+        self.tracks.prune(self.clock_s)
+        horizon = self.clock_s - self.settings.closed_retention_s
+        for s in list(self.book.sessions.values()):
+            if s.receipt_id is not None and s.exited_s is not None and s.exited_s < horizon:
+                self.book.forget(s.session_id)
+
+    # --- decisions ---
+
+    def _decide_exit(self, msg: Message) -> None:
+        exit_ = msg.payload
+        assert isinstance(exit_, GateExit)
+        record, why = self.book.match_exit(exit_)
+        if record is None:
+            self._counts["unmatched_exits"] += 1
+            log.warning("exit %s at %.2f matched no session: %s", exit_.id, exit_.event_time_s, why)
+            return
+        self.book.close(record, exit_)
+        self._counts["sessions_closed"] += 1
+        log.info("session %s closed by exit %s (%s)", record.session_id, exit_.id, why)
+        self._save_and_announce(record, "closed", exit_.event_time_s)
+
+    def _decide_shelf(self, msg: Message) -> None:
+        ev = msg.payload
+        assert isinstance(ev, ShelfEvent)
+        who = self._attribute(ev)
+        if who.session_id is None:
+            self._counts["events_unattributed"] += 1
+            log.info("shelf event %s on %s unattributed: %s", ev.id, ev.plate_id, who.reason)
+            self._record(ev, None, "unattributed", who.reason)
+            return
+        record = self.book.get(who.session_id)
+        assert record is not None
+        if record.receipt_id is not None:
+            self._record(ev, record.session_id, "late", who.reason)
+            self._late(
+                msg, f"shelf event {ev.id} is for session {record.session_id}, already receipted"
+            )
+            return
+        what = self._interpret(ev, record)
+        if what.sku is None:
+            self._counts["events_unexplained"] += 1
+            record.review_reasons.append(f"shelf event {ev.id} on {ev.plate_id}: {what.reason}")
+            self.ledger.save_session(record)
+            self._record(ev, record.session_id, "unexplained", what.reason)
+            return
+        self._counts["events_attributed"] += 1
+        self._flag_runner_up(ev, who)
+        line = CartEvent(
+            id=derived_id("c-", ev.id),
+            event_time_s=ev.event_time_s,
+            device_id=self.service_id,
+            session_id=record.session_id,
+            sku=what.sku,
+            quantity_delta=what.quantity_delta,
+            confidence=round(
+                line_confidence(what.weight_confidence, who.confidence, what.sku_confidence), 4
+            ),
+            source_event_id=ev.id,
+            reason=f"{what.reason}; {who.reason}"[:500],
+        )
+        if self.ledger.append(line):
+            publish(self.transport, self.store.store_id, line)
+        for sku, delta in what.plate_foreign_delta.items():
+            on_plate = self._foreign.setdefault(ev.plate_id, {})
+            on_plate[sku] = max(0, on_plate.get(sku, 0) + delta)
+            self.ledger.set_plate_foreign(ev.plate_id, sku, on_plate[sku])
+        self._record(ev, record.session_id, "cart", line.reason)
+
+    def _flag_runner_up(self, ev: ShelfEvent, who: Attribution) -> None:
+        """An unsure attribution may have charged the wrong one of two shoppers: flag both."""
+        if who.runner_up_id is None or who.confidence >= self.settings.review_below:
+            return
+        other = self.book.get(who.runner_up_id)
+        if other is None or other.receipt_id is not None:
+            return
+        other.review_reasons.append(
+            f"shelf event {ev.id} on {ev.plate_id} went to {who.session_id} with confidence "
+            f"{who.confidence:.2f}; this visit was also in reach"
+        )
+        self.ledger.save_session(other)
+
+    def _attribute(self, ev: ShelfEvent) -> Attribution:
+        t0 = ev.started_s - self.settings.attribution_lead_s
+        t1 = min(ev.event_time_s, ev.started_s + self.settings.attribution_hold_s)
+        gap = self.settings.position_gap_s
+        distances: dict[str, float] = {}
+        for s in self.book.in_store_during(t0, t1):
+            assert s.track_id is not None
+            d = self._track_distance(s.track_id, ev.plate_id, t0, t1, gap)
+            if d is not None:
+                distances[s.session_id] = d
+        bound = self.book.bound_tracks()
+        rivals = [
+            d
+            for tid in self.tracks.track_ids()
+            if tid not in bound
+            and (d := self._track_distance(tid, ev.plate_id, t0, t1, 0.0)) is not None
+        ]
+        return attribute(
+            distances,
+            reach_m=self.store.reach_m,
+            margin_m=self.settings.reach_margin_m,
+            sure_margin_m=self.settings.sure_margin_m,
+            single_confidence=self.settings.single_candidate_confidence,
+            rivals_m=rivals,
+        )
+
+    def _track_distance(
+        self, track_id: str, plate_id: str, t0: float, t1: float, gap: float
+    ) -> float | None:
+        samples = self.tracks.window(track_id, t0, t1, gap)
+        return mean_distance_m(
+            self.store.distance_to_plate_m(plate_id, x, y) for _, x, y in samples
+        )
+
+    def _interpret(self, ev: ShelfEvent, record: SessionRecord) -> Interpretation:
+        entry = self.store.planogram_by_plate.get(ev.plate_id)
+        own_sku = entry.sku if entry else None
+        weight = abs(ev.delta_g)
+        items = self.store.items
+        if ev.action == "pick":
+            own = items.get(own_sku) if own_sku else None
+            foreign = self._foreign.get(ev.plate_id, {})
+            return interpret_pick(
+                weight,
+                ev.noise_g,
+                own=own,
+                foreign_on_plate=foreign,
+                items=items,
+                settings=self.settings,
+            )
+        cart = self.ledger.cart(record.session_id)
+        return interpret_put(
+            weight, ev.noise_g, own_sku=own_sku, cart=cart, items=items, settings=self.settings
+        )
+
+    def _record(
+        self, ev: ShelfEvent, session_id: str | None, outcome: _Outcome, reason: str
+    ) -> None:
+        self.ledger.record_decision(
+            ShelfDecision(
+                event_id=ev.id,
+                session_id=session_id,
+                outcome=outcome,
+                reason=reason,
+                event_time_s=ev.event_time_s,
+                payload=ev.model_dump_json(),
+            )
+        )
+
+    # --- receipts ---
+
+    def _issue_due_receipts(self) -> None:
+        for record in list(self.book.sessions.values()):
+            if record.state != "closed" or record.receipt_id is not None or record.exited_s is None:
+                continue
+            if self.clock_s < record.exited_s + self.settings.receipt_grace_s:
+                continue
+            if any(
+                isinstance(m.payload, ShelfEvent) and m.payload.started_s <= record.exited_s
+                for _, _, m in self._pending
+            ):
+                continue  # a shelf event from before the exit may still belong to this visit
+            self._issue_receipt(record)
+
+    def _issue_receipt(self, record: SessionRecord) -> None:
+        receipt = build_receipt(
+            self.store,
+            record,
+            self.ledger.cart_events(record.session_id),
+            issued_s=self.clock_s,
+            device_id=self.service_id,
+            review_below=self.settings.review_below,
+        )
+        if self.ledger.save_receipt(receipt):
+            publish(self.transport, self.store.store_id, receipt)
+            self.receipts.append(receipt)
+            self._counts["receipts"] += 1
+            self._counts["receipts_needing_review"] += int(receipt.needs_review)
+            log.info(
+                "receipt %s: %d lines, %d cents, review %s",
+                receipt.id,
+                len(receipt.lines),
+                receipt.total_cents,
+                receipt.needs_review,
+            )
+        record.receipt_id = receipt.id
+        self.ledger.save_session(record)
+
+    # --- publishing ---
+
+    def _save_and_announce(
+        self, record: SessionRecord, state: Literal["open", "bound", "closed"], time_s: float
+    ) -> None:
+        self.ledger.save_session(record)
+        self._publish(
+            SessionEvent(
+                id=derived_id(f"{state}.", record.session_id),
+                event_time_s=time_s,
+                device_id=self.service_id,
+                session_id=record.session_id,
+                token=record.token,
+                state=state,
+                track_id=record.track_id,
+            )
+        )
+
+    def _announce_bound(self, record: SessionRecord, time_s: float) -> None:
+        self._counts["sessions_bound"] += 1
+        self._save_and_announce(record, "bound", time_s)
+
+    def _publish(self, event: Event) -> None:
+        publish(self.transport, self.store.store_id, event)
+
+    def _publish_status(self, state: Literal["online", "offline"]) -> None:
+        self._status_n += 1
+        status = DeviceStatus(
+            id=f"{self.service_id}.status.{self._status_n}",
+            event_time_s=max(self.clock_s, _EPOCH_FLOOR_S),
+            device_id=self.service_id,
+            state=state,
+        )
+        publish(self.transport, self.store.store_id, status, kind="brain")
+
+    def inbox_reject(self, msg: Message, reason: str, detail: str) -> None:
+        """Dead-letter a validated message the brain will not use."""
+        assert self.inbox is not None
+        self.inbox.reject(msg.topic, msg.payload.model_dump_json().encode(), reason, detail)
+
+    def _late(self, msg: Message, detail: str) -> None:
+        self._counts["late_events"] += 1
+        self.inbox_reject(msg, "too late", detail)

@@ -1,0 +1,278 @@
+"""Fusion: who took it (attribution) and what it was (interpretation). Pure functions.
+
+Attribution turns track positions around a shelf event into a shopper and a
+confidence; interpretation turns the settled weight change into a cart line,
+reading puts against the attributed shopper's own cart (a put can only return
+what that shopper holds) and remembering foreign units left on a plate.
+
+>>> attribute({"s-a": 0.4}, reach_m=0.9).session_id
+'s-a'
+>>> attribute({"s-a": 0.4, "s-b": 0.5}, reach_m=0.9).confidence < 0.9
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from checkout.settings import BrainSettings
+from iot.store import CatalogItem
+
+__all__ = [
+    "Attribution",
+    "Fit",
+    "Interpretation",
+    "attribute",
+    "fit",
+    "interpret_pick",
+    "interpret_put",
+    "line_confidence",
+    "mean_distance_m",
+    "weight_confidence",
+]
+
+
+# --- attribution ---
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Who a shelf event is attributed to; ``session_id`` None means nobody in reach."""
+
+    session_id: str | None
+    confidence: float
+    distance_m: float | None = None
+    runner_up_m: float | None = None
+    reason: str = ""
+    runner_up_id: str | None = None  # the other session in reach, if any
+
+
+def mean_distance_m(distances_m: Iterable[float]) -> float | None:
+    """Time-averaged distance of a track to a plate front over the event window.
+
+    Averaging per-sample distances rather than taking the distance of the
+    mean position matters for a shopper walking past: their mean position can
+    sit right in front of the plate although they never stopped there, while
+    their average distance cannot.
+    """
+    values = list(distances_m)
+    return sum(values) / len(values) if values else None
+
+
+def attribute(
+    distances_m: Mapping[str, float],
+    *,
+    reach_m: float,
+    margin_m: float = 0.15,
+    sure_margin_m: float = 0.25,
+    single_confidence: float = 0.97,
+    rivals_m: Iterable[float] = (),
+) -> Attribution:
+    """Pick the session whose track was nearest the plate, with a confidence.
+
+    ``distances_m``: session id -> time-averaged distance to the plate front.
+    ``rivals_m``: distances of people who cannot be charged (tracks bound to no
+    session); they never win, but one nearer than the winner lowers confidence.
+    """
+    limit = reach_m + margin_m
+    inside = sorted((d, s) for s, d in distances_m.items() if d <= limit)
+    if not inside:
+        nearest = min(distances_m.values(), default=None)
+        where = f"nearest shopper {nearest:.2f} m" if nearest is not None else "no shopper tracked"
+        return Attribution(None, 0.0, nearest, None, f"nobody within {limit:.2f} m ({where})")
+    best_d, best = inside[0]
+    others = [d for d, _ in inside[1:]] + [d for d in rivals_m if d <= limit]
+    if not others:
+        return Attribution(
+            best, single_confidence, best_d, None, f"only shopper in reach ({best_d:.2f} m)"
+        )
+    runner_up = min(others)
+    lead = runner_up - best_d
+    confidence = 0.5 + 0.45 * max(-1.0, min(1.0, lead / sure_margin_m))
+    confidence = min(single_confidence, max(0.05, confidence))
+    return Attribution(
+        best,
+        confidence,
+        best_d,
+        runner_up,
+        f"nearest of {len(others) + 1} in reach ({best_d:.2f} m, next {runner_up:.2f} m)",
+        inside[1][1] if len(inside) > 1 else None,
+    )
+
+
+# --- weight fits ---
+
+
+@dataclass(frozen=True, order=True)
+class Fit:
+    """``count`` units of ``sku`` explaining a weight change, ``z`` sigmas off."""
+
+    z: float
+    sku: str
+    count: int
+    foreign: bool = False
+
+
+def fit(
+    item: CatalogItem,
+    weight_g: float,
+    noise_g: float,
+    settings: BrainSettings,
+    max_count: int = 1000,
+) -> Fit | None:
+    """The whole number of ``item`` units (1..max_count) closest to ``weight_g``.
+
+    None if ``max_count`` < 1 (nothing of it could be involved).
+    """
+    if max_count < 1:
+        return None
+    count = max(1, min(max_count, round(weight_g / item.unit_weight_g)))
+    sigma = math.sqrt(
+        count * item.weight_tolerance_g**2 + noise_g**2 + settings.weight_floor_sigma_g**2
+    )
+    return Fit(abs(weight_g - count * item.unit_weight_g) / sigma, item.sku, count)
+
+
+def weight_confidence(z: float, settings: BrainSettings) -> float:
+    """1-ish inside ``fit_ok_z``, falling to 0.5 at ``fit_max_z``, 0.25 beyond."""
+    if z <= settings.fit_ok_z:
+        return 0.98
+    if z <= settings.fit_max_z:
+        span = settings.fit_max_z - settings.fit_ok_z
+        return 0.98 - 0.48 * (z - settings.fit_ok_z) / span
+    return 0.25
+
+
+def line_confidence(weight: float, attribution: float, sku: float) -> float:
+    """A cart line is only as sure as its weakest piece of evidence."""
+    return min(weight, attribution, sku)
+
+
+# --- interpretation ---
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    """What a shelf event means for the attributed cart.
+
+    ``sku`` None: the event explains nothing (no cart change; the visit is flagged).
+    ``quantity_delta``: + into the cart (pick), - out of it (put).
+    ``plate_foreign_delta``: change to the foreign units lying on the plate.
+    """
+
+    sku: str | None
+    quantity_delta: int
+    weight_confidence: float
+    sku_confidence: float
+    reason: str
+    plate_foreign_delta: dict[str, int] = field(default_factory=dict)
+
+
+def interpret_pick(
+    weight_g: float,
+    noise_g: float,
+    *,
+    own: CatalogItem | None,
+    foreign_on_plate: Mapping[str, int],
+    items: Mapping[str, CatalogItem],
+    settings: BrainSettings,
+) -> Interpretation:
+    """A pick takes the plate's own SKU unless a foreign unit on it fits clearly better."""
+    own_fit = fit(own, weight_g, noise_g, settings) if own else None
+    if own_fit is not None and own is not None and weight_g < 0.5 * own.unit_weight_g:
+        own_fit = None  # less than half a unit: nothing of the own SKU was taken
+    foreign_fits = [
+        f
+        for sku, n in sorted(foreign_on_plate.items())
+        if sku in items
+        and (f := fit(items[sku], weight_g, noise_g, settings, n)) is not None
+        and f.z <= settings.fit_max_z
+    ]
+    best_foreign = min(foreign_fits, default=None)
+    if best_foreign is not None and (
+        own_fit is None or best_foreign.z + settings.foreign_better_z < own_fit.z
+    ):
+        runner = own_fit.z if own_fit else math.inf
+        sku_conf = _separation_confidence(runner - best_foreign.z, settings)
+        return Interpretation(
+            best_foreign.sku,
+            best_foreign.count,
+            weight_confidence(best_foreign.z, settings),
+            sku_conf,
+            f"pick of {weight_g:.0f} g fits {best_foreign.count} x foreign {best_foreign.sku} "
+            f"(z {best_foreign.z:.1f}) left on the plate",
+            {best_foreign.sku: -best_foreign.count},
+        )
+    if own_fit is None:
+        return Interpretation(
+            None, 0, 0.0, 0.0, f"pick of {weight_g:.0f} g fits no unit on the plate"
+        )
+    sku_conf = 1.0
+    if best_foreign is not None and best_foreign.z - own_fit.z < settings.ambiguity_z:
+        sku_conf = settings.own_sku_ambiguous_confidence
+    return Interpretation(
+        own_fit.sku,
+        own_fit.count,
+        weight_confidence(own_fit.z, settings),
+        sku_conf,
+        f"pick of {weight_g:.0f} g fits {own_fit.count} x {own_fit.sku} (z {own_fit.z:.1f})",
+    )
+
+
+def interpret_put(
+    weight_g: float,
+    noise_g: float,
+    *,
+    own_sku: str | None,
+    cart: Mapping[str, int],
+    items: Mapping[str, CatalogItem],
+    settings: BrainSettings,
+) -> Interpretation:
+    """A put returns units the shopper holds: the (SKU, count) in their cart that fits best."""
+    fits = sorted(
+        f
+        for sku, n in cart.items()
+        if n > 0
+        and sku in items
+        and (f := fit(items[sku], weight_g, noise_g, settings, n)) is not None
+        and f.z <= settings.fit_max_z
+    )
+    if not fits:
+        held = ", ".join(f"{n} x {s}" for s, n in sorted(cart.items()) if n > 0) or "nothing"
+        return Interpretation(
+            None, 0, 0.0, 0.0, f"put of {weight_g:.0f} g fits nothing in the cart (holds {held})"
+        )
+    chosen = fits[0]
+    rival = next((f for f in fits if f.sku != chosen.sku), None)
+    own = next((f for f in fits if f.sku == own_sku), None)
+    ambiguous = rival is not None and rival.z - chosen.z < settings.ambiguity_z
+    if own is not None and own is not chosen and own.z - chosen.z < settings.ambiguity_z:
+        chosen, ambiguous = own, True  # the plate's own SKU is the likelier of near-equal fits
+    if not ambiguous:
+        sku_conf = 1.0
+    elif chosen.sku == own_sku:
+        sku_conf = settings.own_sku_ambiguous_confidence
+    else:
+        gap = (rival.z - chosen.z) if rival is not None else settings.ambiguity_z
+        sku_conf = min(0.6, _separation_confidence(gap, settings))
+    wrong_plate = chosen.sku != own_sku
+    reason = f"put of {weight_g:.0f} g fits {chosen.count} x {chosen.sku} (z {chosen.z:.1f})"
+    if ambiguous:
+        reason += " among near-equal fits"
+    if wrong_plate:
+        reason += f"; left on a plate stocking {own_sku}"
+    return Interpretation(
+        chosen.sku,
+        -chosen.count,
+        weight_confidence(chosen.z, settings),
+        sku_conf,
+        reason,
+        {chosen.sku: chosen.count} if wrong_plate else {},
+    )
+
+
+def _separation_confidence(gap_z: float, settings: BrainSettings) -> float:
+    """How sure a choice is given how much better (in sigmas) it fits than the runner-up."""
+    return 0.5 + 0.48 * max(0.0, min(1.0, gap_z / settings.ambiguity_z))

@@ -1,0 +1,341 @@
+"""The cart ledger: SQLite (stdlib), append-only cart lines, sessions, receipts, shelf decisions.
+
+A cart is a fold over its ledger lines; the primary key of a line is the
+cart event id, inserted with ``INSERT OR IGNORE``, so applying an event twice
+changes nothing and a restart rebuilds every open cart. The file runs in WAL
+mode with ``synchronous=NORMAL``: readers (the HTTP API) never block the
+writer (the brain), and each reading thread gets its own connection.
+
+>>> ledger = Ledger(":memory:")
+>>> line = CartEvent(id="c1", event_time_s=1e9, device_id="brain", session_id="s-t",
+...                  sku="SKU001", quantity_delta=2, confidence=0.9, source_event_id="e1")
+>>> ledger.append(line), ledger.append(line), ledger.cart("s-t")
+(True, False, {'SKU001': 2})
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from iot.payloads import CartEvent, Receipt
+
+__all__ = ["Ledger", "SessionRecord", "ShelfDecision"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cart_events (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    sku TEXT NOT NULL,
+    quantity_delta INTEGER NOT NULL,
+    confidence REAL NOT NULL,
+    source_event_id TEXT NOT NULL,
+    event_time_s REAL NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cart_events_session ON cart_events (session_id);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    has_receipt INTEGER NOT NULL,
+    entered_s REAL NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS receipts (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL UNIQUE,
+    event_time_s REAL NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shelf_decisions (
+    event_id TEXT PRIMARY KEY,
+    session_id TEXT,
+    outcome TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    event_time_s REAL NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS plate_foreign (
+    plate_id TEXT NOT NULL,
+    sku TEXT NOT NULL,
+    units INTEGER NOT NULL,
+    PRIMARY KEY (plate_id, sku)
+);
+"""
+
+
+class SessionRecord(BaseModel):
+    """One visit as the ledger keeps it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str = Field(description="Derived from the scan-in token.")
+    token: str = Field(description="Scan-in token.")
+    state: Literal["open", "bound", "closed"] = Field(
+        description="open: no track yet; bound; closed."
+    )
+    entered_s: float = Field(description="Scan-in event time, Unix seconds.")
+    entry_event_id: str = Field(description="Id of the GateEntry that opened it.")
+    track_id: str | None = Field(default=None, description="Track bound to the visit.")
+    exited_s: float | None = Field(default=None, description="Exit event time, Unix seconds.")
+    exit_event_id: str | None = Field(
+        default=None, description="Id of the GateExit that closed it."
+    )
+    receipt_id: str | None = Field(default=None, description="Receipt issued for the visit.")
+    review_reasons: list[str] = Field(
+        default_factory=list, description="Why the visit needs review, beyond its cart lines."
+    )
+
+
+class ShelfDecision(BaseModel):
+    """What the brain decided about one shelf event."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str
+    session_id: str | None
+    outcome: Literal["cart", "unattributed", "unexplained", "late"]
+    reason: str
+    event_time_s: float
+    payload: str = Field(default="", description="The shelf event as JSON, for review.")
+
+
+class Ledger:
+    """SQLite persistence of the brain. ``path`` may be ``":memory:"`` for tests."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._memory = self.path == ":memory:"
+        # A memory database lives in one connection, shared by all threads under the lock.
+        self._uri = ":memory:" if self._memory else Path(self.path).resolve().as_uri()
+        self._lock = threading.RLock()
+        self._owner = threading.get_ident()
+        self._readers = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._closed = False
+        self._conn = self._connect()
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._uri, uri=not self._memory, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        if not self._memory:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """The writer's connection in the writer's thread (or for memory), else a per-thread one."""
+        if self._closed:
+            raise RuntimeError(f"ledger {self.path} is closed; open a new Ledger to read it")
+        if self._memory or threading.get_ident() == self._owner:
+            with self._lock:
+                yield self._conn
+            return
+        conn = getattr(self._readers, "conn", None)
+        if conn is None:
+            with self._lock:
+                conn = self._connect()
+            self._readers.conn = conn
+        yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        if self._closed:
+            raise RuntimeError(f"ledger {self.path} is closed; open a new Ledger to write it")
+        with self._lock:
+            yield self._conn
+
+    # --- cart lines ---
+
+    def append(self, event: CartEvent) -> bool:
+        """Append a cart line; False if a line with this id is already there (nothing changes)."""
+        with self._write() as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO cart_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.id,
+                    event.session_id,
+                    event.sku,
+                    event.quantity_delta,
+                    event.confidence,
+                    event.source_event_id,
+                    event.event_time_s,
+                    event.model_dump_json(),
+                ),
+            )
+            return cur.rowcount == 1
+
+    def cart(self, session_id: str) -> dict[str, int]:
+        """SKU -> units held: the fold of the session's lines (SKUs netted to zero left out)."""
+        with self._read() as c:
+            rows = c.execute(
+                "SELECT sku, SUM(quantity_delta) AS n FROM cart_events WHERE session_id = ? "
+                "GROUP BY sku ORDER BY sku",
+                (session_id,),
+            ).fetchall()
+        return {r["sku"]: int(r["n"]) for r in rows if r["n"] != 0}
+
+    def cart_events(self, session_id: str) -> list[CartEvent]:
+        """The session's ledger lines, in event-time order."""
+        with self._read() as c:
+            rows = c.execute(
+                "SELECT payload FROM cart_events WHERE session_id = ? ORDER BY event_time_s, id",
+                (session_id,),
+            ).fetchall()
+        return [CartEvent.model_validate_json(r["payload"]) for r in rows]
+
+    # --- sessions ---
+
+    def save_session(self, record: SessionRecord) -> None:
+        """Insert or replace the session's record."""
+        with self._write() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)",
+                (
+                    record.session_id,
+                    record.state,
+                    int(record.receipt_id is not None),
+                    record.entered_s,
+                    record.model_dump_json(),
+                ),
+            )
+
+    def session(self, session_id: str) -> SessionRecord | None:
+        with self._read() as c:
+            row = c.execute(
+                "SELECT payload FROM sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+        return SessionRecord.model_validate_json(row["payload"]) if row else None
+
+    def sessions(self, state: Literal["open", "closed"] | None = None) -> list[SessionRecord]:
+        """All sessions by entry time; ``open`` = not yet closed (open or bound)."""
+        where = {"open": "WHERE state != 'closed'", "closed": "WHERE state = 'closed'", None: ""}[
+            state
+        ]
+        with self._read() as c:
+            rows = c.execute(f"SELECT payload FROM sessions {where} ORDER BY entered_s, session_id")
+            return [SessionRecord.model_validate_json(r["payload"]) for r in rows.fetchall()]
+
+    def open_sessions(self) -> list[SessionRecord]:
+        """Sessions not yet closed by an exit."""
+        return self.sessions("open")
+
+    def unreceipted_sessions(self) -> list[SessionRecord]:
+        """Sessions the brain still has work for: open, or closed but without a receipt."""
+        with self._read() as c:
+            rows = c.execute(
+                "SELECT payload FROM sessions WHERE has_receipt = 0 ORDER BY entered_s, session_id"
+            ).fetchall()
+        return [SessionRecord.model_validate_json(r["payload"]) for r in rows]
+
+    # --- receipts ---
+
+    def save_receipt(self, receipt: Receipt) -> bool:
+        """Store a receipt; False (nothing changes) if its id or session already has one."""
+        with self._write() as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO receipts VALUES (?, ?, ?, ?)",
+                (receipt.id, receipt.session_id, receipt.event_time_s, receipt.model_dump_json()),
+            )
+            return cur.rowcount == 1
+
+    def receipts(self) -> list[Receipt]:
+        with self._read() as c:
+            rows = c.execute("SELECT payload FROM receipts ORDER BY event_time_s, id").fetchall()
+        return [Receipt.model_validate_json(r["payload"]) for r in rows]
+
+    def receipt(self, receipt_id: str) -> Receipt | None:
+        with self._read() as c:
+            row = c.execute("SELECT payload FROM receipts WHERE id = ?", (receipt_id,)).fetchone()
+        return Receipt.model_validate_json(row["payload"]) if row else None
+
+    # --- shelf decisions and plate memory ---
+
+    def record_decision(self, decision: ShelfDecision) -> bool:
+        """Remember what was decided about a shelf event; False if it was decided before."""
+        with self._write() as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO shelf_decisions VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    decision.event_id,
+                    decision.session_id,
+                    decision.outcome,
+                    decision.reason,
+                    decision.event_time_s,
+                    decision.payload,
+                ),
+            )
+            return cur.rowcount == 1
+
+    def decided(self, event_id: str) -> bool:
+        with self._read() as c:
+            row = c.execute(
+                "SELECT 1 FROM shelf_decisions WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        return row is not None
+
+    def decisions(self, outcome: str | None = None) -> list[ShelfDecision]:
+        """Shelf decisions by event time, optionally of one outcome (e.g. ``unattributed``)."""
+        sql = "SELECT * FROM shelf_decisions"
+        args: tuple[str, ...] = ()
+        if outcome is not None:
+            sql, args = sql + " WHERE outcome = ?", (outcome,)
+        with self._read() as c:
+            rows = c.execute(sql + " ORDER BY event_time_s, event_id", args).fetchall()
+        return [ShelfDecision(**dict(r)) for r in rows]
+
+    def unattributed(self) -> list[ShelfDecision]:
+        return self.decisions("unattributed")
+
+    def set_plate_foreign(self, plate_id: str, sku: str, units: int) -> None:
+        """Foreign units of ``sku`` lying on ``plate_id`` (left there by wrong-plate put-backs)."""
+        with self._write() as c:
+            if units > 0:
+                c.execute(
+                    "INSERT OR REPLACE INTO plate_foreign VALUES (?, ?, ?)", (plate_id, sku, units)
+                )
+            else:
+                c.execute(
+                    "DELETE FROM plate_foreign WHERE plate_id = ? AND sku = ?", (plate_id, sku)
+                )
+
+    def plate_foreign(self) -> dict[str, dict[str, int]]:
+        with self._read() as c:
+            rows = c.execute("SELECT plate_id, sku, units FROM plate_foreign").fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for r in rows:
+            out.setdefault(r["plate_id"], {})[r["sku"]] = int(r["units"])
+        return out
+
+    def latest_time_s(self) -> float | None:
+        """The newest event time the ledger knows of (to restart the brain's clock)."""
+        with self._read() as c:
+            row = c.execute(
+                "SELECT MAX(t) AS t FROM (SELECT MAX(event_time_s) AS t FROM cart_events "
+                "UNION ALL SELECT MAX(event_time_s) FROM shelf_decisions "
+                "UNION ALL SELECT MAX(event_time_s) FROM receipts)"
+            ).fetchone()
+        return float(row["t"]) if row and row["t"] is not None else None
+
+    def close(self) -> None:
+        """Close every connection this ledger opened (idempotent)."""
+        if self._closed:
+            return
+        with self._lock:
+            self._closed = True
+            for conn in self._all:
+                conn.close()
+            self._all.clear()

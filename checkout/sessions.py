@@ -1,0 +1,173 @@
+"""Sessions: a scan-in bound to the track born at the entry gate, closed by an exit.
+
+A ``GateEntry`` opens a session. It is bound to the unbound track first seen
+within ``bind_window_s`` of the scan-in and within ``bind_radius_m`` of the
+entry gate centre, the closest in time; if no such track exists yet, the
+session waits and binds when one appears. A ``GateExit`` closes the session
+with its token, or else the session whose track is nearest the exit gate line
+at the exit time (within ``exit_radius_m``). This module decides; the brain
+persists and publishes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from checkout.ids import derived_id
+from checkout.ledger import SessionRecord
+from checkout.settings import BrainSettings
+from checkout.tracks import TrackHistory, segment_distance_m
+from iot.payloads import GateEntry, GateExit
+from iot.store import Store
+
+__all__ = ["SessionBook", "session_id_for"]
+
+log = logging.getLogger(__name__)
+
+
+def session_id_for(token: str) -> str:
+    """The session id a scan-in token opens (deterministic, so replays agree)."""
+    return derived_id("s-", token)
+
+
+class SessionBook:
+    """The brain's live sessions: binding to tracks and matching exits."""
+
+    def __init__(self, store: Store, tracks: TrackHistory, settings: BrainSettings) -> None:
+        self.store = store
+        self.tracks = tracks
+        self.settings = settings
+        self.sessions: dict[str, SessionRecord] = {}
+        self._entry_centres = [g.centre_m for g in store.gates("entry")]
+        self._exit_lines = [g.line_m for g in store.gates("exit")]
+
+    # --- look-ups ---
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        return self.sessions.get(session_id)
+
+    def by_token(self, token: str) -> SessionRecord | None:
+        return self.sessions.get(session_id_for(token))
+
+    def bound_tracks(self) -> set[str]:
+        return {s.track_id for s in self.sessions.values() if s.track_id is not None}
+
+    def restore(self, record: SessionRecord) -> None:
+        """Take back a session rebuilt from the ledger."""
+        self.sessions[record.session_id] = record
+
+    def in_store_during(self, t0_s: float, t1_s: float) -> list[SessionRecord]:
+        """Bound sessions that were inside (entered before ``t1_s``, not exited before ``t0_s``)."""
+        return [
+            s
+            for s in self.sessions.values()
+            if s.track_id is not None
+            and s.entered_s <= t1_s
+            and (s.exited_s is None or s.exited_s >= t0_s)
+        ]
+
+    # --- opening and binding ---
+
+    def open(self, entry: GateEntry) -> SessionRecord:
+        """A new session for a scan-in (the caller checks the token is not already in use)."""
+        record = SessionRecord(
+            session_id=session_id_for(entry.token),
+            token=entry.token,
+            state="open",
+            entered_s=entry.event_time_s,
+            entry_event_id=entry.id,
+        )
+        self.sessions[record.session_id] = record
+        return record
+
+    def bind_session(self, record: SessionRecord) -> bool:
+        """Bind an unbound session to the best unbound track born at the entry gate."""
+        if record.track_id is not None or record.state == "closed":
+            return False
+        bound = self.bound_tracks()
+        best: tuple[float, str] | None = None
+        for track_id in self.tracks.track_ids():
+            if track_id in bound or not self._born_at_entry(track_id):
+                continue
+            first = self.tracks.first_seen(track_id)
+            assert first is not None
+            dt = abs(first.time_s - record.entered_s)
+            if dt <= self.settings.bind_window_s and (best is None or (dt, track_id) < best):
+                best = (dt, track_id)
+        if best is None:
+            return False
+        self._bind(record, best[1])
+        return True
+
+    def bind_track(self, track_id: str) -> SessionRecord | None:
+        """A track just appeared: bind it to the waiting session scanned in closest in time."""
+        if track_id in self.bound_tracks() or not self._born_at_entry(track_id):
+            return None
+        first = self.tracks.first_seen(track_id)
+        assert first is not None
+        waiting = [
+            (abs(s.entered_s - first.time_s), s.session_id)
+            for s in self.sessions.values()
+            if s.state == "open" and abs(s.entered_s - first.time_s) <= self.settings.bind_window_s
+        ]
+        if not waiting:
+            return None
+        record = self.sessions[min(waiting)[1]]
+        self._bind(record, track_id)
+        return record
+
+    def _bind(self, record: SessionRecord, track_id: str) -> None:
+        record.track_id = track_id
+        record.state = "bound"
+        log.info("session %s bound to track %s", record.session_id, track_id)
+
+    def _born_at_entry(self, track_id: str) -> bool:
+        first = self.tracks.first_seen(track_id)
+        if first is None:
+            return False
+        return any(
+            math.hypot(first.x_m - cx, first.y_m - cy) <= self.settings.bind_radius_m
+            for cx, cy in self._entry_centres
+        )
+
+    # --- exits ---
+
+    def match_exit(self, exit_: GateExit) -> tuple[SessionRecord | None, str]:
+        """The open session this exit closes, and why (or why none)."""
+        if exit_.token is not None:
+            record = self.by_token(exit_.token)
+            if record is not None and record.state != "closed":
+                return record, f"exit scanned token {exit_.token}"
+            if record is not None:
+                return (
+                    None,
+                    f"token {exit_.token} belongs to session {record.session_id}, already closed",
+                )
+            # An unknown token at the exit: fall back to position.
+        best: tuple[float, str] | None = None
+        for s in self.sessions.values():
+            if s.state != "bound" or s.track_id is None:
+                continue
+            where = self.tracks.position_at(
+                s.track_id, exit_.event_time_s, self.settings.position_gap_s
+            )
+            if where is None:
+                continue
+            d = min(segment_distance_m(where, line) for line in self._exit_lines)
+            if d <= self.settings.exit_radius_m and (best is None or (d, s.session_id) < best):
+                best = (d, s.session_id)
+        if best is None:
+            return (
+                None,
+                f"no bound track within {self.settings.exit_radius_m:.1f} m of the exit gate",
+            )
+        return self.sessions[best[1]], f"track nearest the exit gate ({best[0]:.2f} m)"
+
+    def close(self, record: SessionRecord, exit_: GateExit) -> None:
+        record.state = "closed"
+        record.exited_s = exit_.event_time_s
+        record.exit_event_id = exit_.id
+
+    def forget(self, session_id: str) -> None:
+        self.sessions.pop(session_id, None)

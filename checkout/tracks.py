@@ -1,0 +1,166 @@
+"""Track history: where each anonymous person track was, over a bounded stretch of event time.
+
+Positions arrive as ``TrackBatch`` snapshots (about 5 Hz). Per track we keep
+a time series that is pruned by age, plus where and when the track was first
+seen (which is what binds a track to a scan-in at the entry gate).
+
+>>> h = TrackHistory(retention_s=60)
+>>> h.add(100.0, "t1", 1.0, 1.0); h.add(100.2, "t1", 1.2, 1.0)
+>>> h.mean_position("t1", 99.0, 101.0)
+(1.1, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from iot.payloads import TrackBatch
+
+__all__ = ["FirstSeen", "TrackHistory", "segment_distance_m"]
+
+Sample = tuple[float, float, float]  # (event_time_s, x_m, y_m)
+
+
+@dataclass(frozen=True)
+class FirstSeen:
+    """When and where a track appeared."""
+
+    time_s: float
+    x_m: float
+    y_m: float
+
+
+@dataclass
+class _Track:
+    first: FirstSeen
+    samples: deque[Sample] = field(default_factory=deque)
+    ended_s: float | None = None
+
+
+class TrackHistory:
+    """Bounded per-track time series of floor positions.
+
+    ``retention_s``: samples older than this behind the newest time seen are
+    dropped by ``prune``; a track with no samples left is forgotten.
+    ``max_samples``: a hard cap per track, so memory stays bounded even if
+    ``prune`` is never called.
+    """
+
+    def __init__(self, retention_s: float = 120.0, max_samples: int = 5000) -> None:
+        if retention_s <= 0:
+            raise ValueError(f"retention_s must be > 0, got {retention_s!r}")
+        if max_samples < 1:
+            raise ValueError(f"max_samples must be >= 1, got {max_samples!r}")
+        self.retention_s = retention_s
+        self.max_samples = max_samples
+        self._tracks: dict[str, _Track] = {}
+        self.latest_s = -math.inf
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def __contains__(self, track_id: object) -> bool:
+        return track_id in self._tracks
+
+    def observe(self, batch: TrackBatch) -> list[str]:
+        """Add one snapshot; returns the ids of tracks seen for the first time."""
+        new = [p.track_id for p in batch.tracks if p.track_id not in self._tracks]
+        for p in batch.tracks:
+            self.add(batch.event_time_s, p.track_id, p.x_m, p.y_m)
+        for track_id in batch.ended:
+            track = self._tracks.get(track_id)
+            if track is not None:
+                track.ended_s = batch.event_time_s
+        return new
+
+    def add(self, time_s: float, track_id: str, x_m: float, y_m: float) -> None:
+        """Record one position; samples older than the track's newest are inserted in order."""
+        track = self._tracks.get(track_id)
+        if track is None:
+            track = _Track(FirstSeen(time_s, x_m, y_m), deque(maxlen=self.max_samples))
+            self._tracks[track_id] = track
+        elif time_s < track.first.time_s:
+            track.first = FirstSeen(time_s, x_m, y_m)
+        samples = track.samples
+        if samples and time_s < samples[-1][0]:
+            # Rare over a real broker: keep the series sorted for windowed reads.
+            items = sorted([*samples, (time_s, x_m, y_m)])
+            samples.clear()
+            samples.extend(items)
+        else:
+            samples.append((time_s, x_m, y_m))
+        self.latest_s = max(self.latest_s, time_s)
+
+    def first_seen(self, track_id: str) -> FirstSeen | None:
+        track = self._tracks.get(track_id)
+        return track.first if track else None
+
+    def ended_s(self, track_id: str) -> float | None:
+        track = self._tracks.get(track_id)
+        return track.ended_s if track else None
+
+    def track_ids(self) -> list[str]:
+        return list(self._tracks)
+
+    def window(self, track_id: str, t0_s: float, t1_s: float, gap_s: float = 0.0) -> list[Sample]:
+        """Samples with ``t0_s <= t <= t1_s``, else the nearest one within ``gap_s`` of it."""
+        track = self._tracks.get(track_id)
+        if track is None or not track.samples:
+            return []
+        inside = [s for s in track.samples if t0_s <= s[0] <= t1_s]
+        if inside or gap_s <= 0:
+            return inside
+        nearest = min(track.samples, key=lambda s: _gap(s[0], t0_s, t1_s))
+        return [nearest] if _gap(nearest[0], t0_s, t1_s) <= gap_s else []
+
+    def mean_position(
+        self, track_id: str, t0_s: float, t1_s: float, gap_s: float = 0.0
+    ) -> tuple[float, float] | None:
+        """Mean (x, y) over the window, or None if the track has no sample there."""
+        samples = self.window(track_id, t0_s, t1_s, gap_s)
+        if not samples:
+            return None
+        n = len(samples)
+        return (sum(s[1] for s in samples) / n, sum(s[2] for s in samples) / n)
+
+    def position_at(self, track_id: str, time_s: float, gap_s: float) -> tuple[float, float] | None:
+        """The sample nearest in time to ``time_s``, if within ``gap_s``."""
+        samples = self.window(track_id, time_s, time_s, gap_s)
+        return (samples[0][1], samples[0][2]) if samples else None
+
+    def prune(self, now_s: float) -> int:
+        """Drop samples older than ``now_s - retention_s``; forget empty tracks; return how many."""
+        horizon = now_s - self.retention_s
+        gone = []
+        for track_id, track in self._tracks.items():
+            while track.samples and track.samples[0][0] < horizon:
+                track.samples.popleft()
+            if not track.samples:
+                gone.append(track_id)
+        for track_id in gone:
+            del self._tracks[track_id]
+        return len(gone)
+
+    def sample_count(self) -> int:
+        return sum(len(t.samples) for t in self._tracks.values())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._tracks))
+
+
+def _gap(t: float, t0: float, t1: float) -> float:
+    return max(t0 - t, 0.0, t - t1)
+
+
+def segment_distance_m(
+    point: tuple[float, float], segment: tuple[tuple[float, float], tuple[float, float]]
+) -> float:
+    """Distance from a floor point to a line segment (a gate line, a plate front)."""
+    (px, py), ((ax, ay), (bx, by)) = point, segment
+    dx, dy = bx - ax, by - ay
+    length2 = dx * dx + dy * dy
+    u = 0.0 if length2 == 0 else max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / length2))
+    return math.hypot(px - (ax + u * dx), py - (ay + u * dy))

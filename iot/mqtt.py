@@ -1,0 +1,309 @@
+"""``MqttTransport``: the bus on a real MQTT broker (paho-mqtt 2.x).
+
+Threading: paho runs one network thread per transport. Subscription
+callbacks run **on that thread**, one message at a time, in arrival order;
+a slow callback delays every later message of this transport. Wrap the
+transport in ``iot.bus.SerialTransport`` to move the work onto a service's
+own thread. An exception raised by a callback is logged with its topic and
+never stops the network loop.
+
+Connection: the constructor connects and waits for the broker's CONNACK; it
+raises ``ConnectionError`` (naming the URL, what failed and what to do) rather
+than returning a transport that is not connected. After that, a lost
+connection is re-made automatically with exponential backoff, and every
+subscription is re-made on each (re)connect.
+
+Status: with ``status_topic`` (``smartstore/<store>/<kind>/<device>/status``)
+the broker holds a retained ``DeviceStatus``: ``online`` after each connect,
+``offline`` from the Last Will when the client dies without disconnecting,
+and ``offline`` again on a clean ``close()``.
+
+>>> parse_broker_url("mqtt://127.0.0.1:1883")
+('127.0.0.1', 1883)
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from iot.bus import topic_matches
+from iot.payloads import DeviceStatus
+from iot.topics import TOPICS, match_topic
+
+__all__ = ["MqttTransport", "parse_broker_url"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 1883
+RawCallback = Callable[[str, bytes], None]
+
+
+def parse_broker_url(url: str) -> tuple[str, int]:
+    """``mqtt://host[:port]`` → ``(host, port)``; anything else raises ValueError saying why."""
+    hint = "use the form mqtt://HOST:PORT, e.g. mqtt://127.0.0.1:1883"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"broker URL {url!r} is not valid ({exc}); {hint}") from None
+    if parts.scheme != "mqtt":
+        raise ValueError(f"broker URL {url!r} has scheme {parts.scheme or '(none)'!r}, "
+                         f"only 'mqtt' is supported (no TLS or websockets yet); {hint}")
+    if not parts.hostname:
+        raise ValueError(f"broker URL {url!r} names no host; {hint}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"broker URL {url!r} has a path, query or credentials; {hint}")
+    return parts.hostname, port if port is not None else DEFAULT_PORT
+
+
+def _share_free(topic_filter: str) -> str:
+    """The filter a shared subscription (``$share/<group>/<filter>``) matches topics with."""
+    if topic_filter.startswith("$share/"):
+        return topic_filter.split("/", 2)[2] if topic_filter.count("/") >= 2 else topic_filter
+    return topic_filter
+
+
+class MqttTransport:
+    """``iot.bus.Transport`` over MQTT 3.1.1. See the module docstring for threading."""
+
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        *,
+        status_topic: str | None = None,
+        connect_timeout_s: float = 10.0,
+        keepalive_s: int = 30,
+        reconnect_max_s: int = 30,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url
+        self.host, self.port = parse_broker_url(url)
+        self.client_id = client_id
+        self.now = now
+        self.connect_timeout_s = connect_timeout_s
+        self._status_device: str | None = None
+        self.status_topic = status_topic
+        if status_topic is not None:
+            found = match_topic(status_topic)
+            if found is None or found[0] is not TOPICS["status"]:
+                raise ValueError(f"status_topic {status_topic!r} is not a status topic; use "
+                                 "smartstore/<store>/<kind>/<device>/status")
+            self._status_device = found[2]
+        self._lock = threading.Lock()
+        self._subs: list[tuple[str, str, RawCallback, int]] = []  # (filter, match filter, cb, qos)
+        self._connected = threading.Event()
+        self._first_result: tuple[bool, str] | None = None
+        self._first_done = threading.Event()
+        self._closing = False
+        self._suback: dict[int, threading.Event] = {}
+        self._loop_ident: int | None = None
+        self.callback_errors = 0
+
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=paho.MQTTv311, clean_session=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        client.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_s)
+        client.connect_timeout = connect_timeout_s
+        self._client = client
+        self._set_will()
+        self._connect(keepalive_s)
+
+    # --- connection ---
+
+    @property
+    def connected(self) -> bool:
+        """True only between a successful CONNACK and the next disconnect."""
+        return self._connected.is_set()
+
+    def _fail(self, what: str) -> ConnectionError:
+        return ConnectionError(
+            f"cannot connect to the MQTT broker at {self.url} as {self.client_id!r}: {what}; "
+            "start a broker there (e.g. mosquitto -p PORT) or omit --broker to use the embedded "
+            "one")
+
+    def _connect(self, keepalive_s: int) -> None:
+        deadline = time.monotonic() + self.connect_timeout_s
+        try:
+            self._client.connect(self.host, self.port, keepalive=keepalive_s)
+        except OSError as exc:
+            raise self._fail(f"{type(exc).__name__}: {exc}") from exc
+        self._client.loop_start()
+        if not self._first_done.wait(max(0.0, deadline - time.monotonic())):
+            self._stop_loop()
+            raise self._fail(f"no CONNACK within {self.connect_timeout_s:g} s")
+        assert self._first_result is not None
+        ok, why = self._first_result
+        if not ok:
+            self._stop_loop()
+            raise self._fail(f"the broker refused the connection ({why})")
+        log.info("connected to %s as %s", self.url, self.client_id)
+
+    def _stop_loop(self) -> None:
+        self._closing = True
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any,
+                    reason: ReasonCode, properties: Any) -> None:
+        self._loop_ident = threading.get_ident()
+        if reason.is_failure:
+            log.error("MQTT broker %s refused %s: %s", self.url, self.client_id, reason)
+            if self._first_result is None:
+                self._first_result = (False, str(reason))
+                self._first_done.set()
+            return
+        with self._lock:
+            subs = [(f, qos) for f, _, _, qos in self._subs]
+        # Clean sessions: the broker forgot our subscriptions, so make them again.
+        for topic_filter, qos in subs:
+            client.subscribe(topic_filter, qos)
+        self._publish_status("online")
+        self._connected.set()
+        if self._first_result is None:
+            self._first_result = (True, "")
+            self._first_done.set()
+        else:
+            log.warning("reconnected to %s as %s; %d subscription(s) re-made",
+                        self.url, self.client_id, len(subs))
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any,
+                       reason: ReasonCode, properties: Any) -> None:
+        self._connected.clear()
+        if not self._closing:
+            log.warning("lost connection to %s (%s); reconnecting with backoff", self.url, reason)
+            self._set_will()  # the next connect carries a fresh offline id and time
+
+    def _set_will(self) -> None:
+        if self.status_topic is not None:
+            self._client.will_set(self.status_topic, self._status_bytes("offline"),
+                                  qos=1, retain=True)
+
+    def _status_bytes(self, state: str) -> bytes:
+        assert self._status_device is not None
+        status = DeviceStatus(
+            id=f"{self._status_device}.status.{uuid.uuid4().hex[:16]}",
+            event_time_s=max(self.now(), 946_684_800.0), device_id=self._status_device,
+            state="online" if state == "online" else "offline",
+        )
+        return status.model_dump_json().encode()
+
+    def _publish_status(self, state: str) -> paho.MQTTMessageInfo | None:
+        if self.status_topic is None:
+            return None
+        data = self._status_bytes(state)
+        return self._client.publish(self.status_topic, data, qos=1, retain=True)
+
+    # --- Transport ---
+
+    def publish(self, topic: str, data: bytes, qos: int = 0, retain: bool = False) -> None:
+        """Queue a message; QoS 1/2 messages published while disconnected go out on reconnect."""
+        info = self._client.publish(topic, data, qos=qos, retain=retain)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN) or (
+                info.rc == paho.MQTT_ERR_NO_CONN and qos == 0):
+            log.warning("publish on %s (qos %d) not sent: %s",
+                        topic, qos, paho.error_string(info.rc))
+
+    def subscribe(self, topic_filter: str, callback: RawCallback, qos: int = 0) -> None:
+        """Remember the subscription (re-made on every reconnect) and make it now.
+
+        When called from outside the network thread and connected, waits (up to
+        ``connect_timeout_s``) for the broker's SUBACK, so a message published
+        after this returns is delivered.
+        """
+        with self._lock:
+            known = any(f == topic_filter for f, _, _, _ in self._subs)
+            self._subs.append((topic_filter, _share_free(topic_filter), callback, qos))
+        if known or not self.connected:
+            return
+        done = threading.Event()
+        with self._lock:
+            rc, mid = self._client.subscribe(topic_filter, qos)
+            if rc == paho.MQTT_ERR_SUCCESS and mid is not None:
+                self._suback[mid] = done
+        if rc != paho.MQTT_ERR_SUCCESS:
+            log.warning("subscribe to %s deferred to the next connect: %s",
+                        topic_filter, paho.error_string(rc))
+            return
+        if threading.get_ident() != self._loop_ident and not done.wait(self.connect_timeout_s):
+            log.warning("no SUBACK for %s within %g s", topic_filter, self.connect_timeout_s)
+
+    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int,
+                      reason_codes: list[ReasonCode], properties: Any) -> None:
+        for rc in reason_codes:
+            if rc.is_failure:
+                log.error("broker %s refused a subscription (mid %d): %s", self.url, mid, rc)
+        with self._lock:
+            done = self._suback.pop(mid, None)
+        if done is not None:
+            done.set()
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        topic = msg.topic
+        with self._lock:
+            targets = [cb for _, match, cb, _ in self._subs if topic_matches(match, topic)]
+        for callback in targets:
+            try:
+                callback(topic, bytes(msg.payload))
+            except Exception:  # a callback bug must not kill the network loop; logged loudly
+                self.callback_errors += 1
+                log.exception("callback for %s on %s failed", topic, self.client_id)
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every queued QoS>0 message has been acknowledged; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self._client.want_write() and not getattr(self._client, "_out_messages", None):
+                return True
+            time.sleep(0.01)
+        return False
+
+    def close(self) -> None:
+        """Publish a clean offline status (if any), disconnect and stop the network thread."""
+        if self._closing:
+            return
+        info = self._publish_status("offline")
+        if info is not None and self.connected:
+            try:
+                info.wait_for_publish(timeout=self.connect_timeout_s)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("offline status for %s not confirmed: %s", self.client_id, exc)
+        self._stop_loop()
+        self._connected.clear()
+        log.info("disconnected from %s as %s", self.url, self.client_id)
+
+    def abort(self) -> None:
+        """Die without an MQTT DISCONNECT, as a crash would: the broker publishes the Last Will.
+
+        Stops the network thread, then closes the socket under it. For tests and
+        fault drills; the transport cannot be used afterwards.
+        """
+        self._closing = True
+        self._client.loop_stop()
+        sock = self._client.socket()
+        if sock is not None:
+            sock.close()
+        self._connected.clear()
+
+    def drop_connection(self) -> None:
+        """Cut the TCP connection (no DISCONNECT); the network thread reconnects with backoff."""
+        sock = self._client.socket()
+        if isinstance(sock, socket.socket):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError as exc:
+                log.debug("shutdown of %s socket: %s", self.client_id, exc)

@@ -1,0 +1,440 @@
+"""Weight-plate change detection and the shelf adapter service.
+
+A load cell under a plate reports its load many times a second. Most of the
+time the load is *stable*: noise around a level that drifts very slowly. A
+reach makes it *unstable* (the hand presses, the item leaves or arrives, the
+plate wobbles) and then it is stable again at a new level. The settled
+difference is what was picked (negative) or put (positive).
+
+``PlateChangeDetector`` is the pure state machine for one plate;
+``read_quantity`` reads a change against the unit weight of the planogram
+SKU; ``ShelfAdapter`` is the edge service that feeds raw ``ShelfSamples``
+from the bus into one detector per plate and publishes ``ShelfEvent``.
+
+>>> det = PlateChangeDetector(noise_g=0.2)
+>>> t = [1e9 + k / 20 for k in range(60)]
+>>> w = [1000.0] * 20 + [1400.0, 1700.0, 1300.0] + [900.0] * 37
+>>> [c for c in (det.update(ti, wi) for ti, wi in zip(t, w)) if c]
+[PlateChange(started_s=1000000001.0, settled_s=1000000001.55, delta_g=-100.0, noise_g=0.2)]
+>>> read_quantity(-100.0, unit_weight_g=50.0, tolerance_g=1.0, noise_g=0.5)[0]
+2
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from iot.bus import Inbox, Message, Transport, publish
+from iot.payloads import ShelfEvent, ShelfSamples
+from iot.store import Store
+from iot.topics import TOPICS
+
+__all__ = [
+    "DetectorSettings",
+    "PlateChange",
+    "PlateChangeDetector",
+    "ShelfAdapter",
+    "read_quantity",
+]
+
+log = logging.getLogger(__name__)
+
+MIN_WEIGHT_G = -1000.0  # below this a load cell is broken or unplugged, not merely tared
+
+
+class DetectorSettings(BaseModel):
+    """Hysteresis and thresholds of the change detector (units in the names)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    settle_s: float = Field(
+        default=0.4, gt=0, le=5,
+        description="The load must stay stable this long before a change is settled and emitted.")
+    trigger_sigmas: float = Field(
+        default=5.0, gt=0,
+        description="A sample this many noise sigmas from the baseline starts a change.")
+    trigger_min_g: float = Field(
+        default=8.0, ge=0,
+        description="Floor of the trigger band, g, so a quiet cell ignores crosstalk.")
+    stable_sigmas: float = Field(
+        default=2.0, gt=0,
+        description="A window is stable while its spread stays within this many noise sigmas.")
+    stable_min_g: float = Field(
+        default=1.0, ge=0, description="Floor of the stability band, g.")
+    retare_tau_s: float = Field(
+        default=5.0, gt=0,
+        description="Time constant of the baseline re-tare while stable, s (follows slow drift).")
+    noise_tau_s: float = Field(
+        default=30.0, gt=0, description="Time constant of the running noise estimate, s.")
+    min_noise_g: float = Field(
+        default=0.2, gt=0, description="Lower bound of the noise estimate, g.")
+    max_gap_s: float = Field(
+        default=0.5, gt=0,
+        description="A longer pause between samples makes the plate unstable from before it.")
+
+
+@dataclass(frozen=True)
+class PlateChange:
+    """A settled change on one plate."""
+
+    started_s: float  # first sample outside the stable band
+    settled_s: float  # last sample of the stable window that closed the change
+    delta_g: float  # settled level minus the baseline before the change
+    noise_g: float  # measured noise, one sigma, g
+
+
+class PlateChangeDetector:
+    """Stable → unstable → stable segmentation of one plate's raw load.
+
+    ``noise_g`` is the prior noise (the controller's datasheet figure); the
+    detector re-measures it from successive differences while the plate is
+    stable, so thresholds follow the cell actually fitted. ``min_change_g``:
+    settled changes smaller than this are absorbed into the baseline and not
+    returned (the adapter sets it to a fraction of a unit weight).
+    """
+
+    def __init__(
+        self,
+        *,
+        noise_g: float = 2.0,
+        min_change_g: float | None = None,
+        settings: DetectorSettings | None = None,
+        name: str = "plate",
+    ) -> None:
+        if not math.isfinite(noise_g) or noise_g < 0:
+            raise ValueError(f"noise_g must be a finite number >= 0, got {noise_g!r}")
+        self.settings = s = settings or DetectorSettings()
+        self.name = name
+        self._var = max(noise_g, s.min_noise_g) ** 2
+        self.min_change_g = min_change_g
+        self._baseline: float | None = None
+        self._last_t = -math.inf
+        self._last_w = 0.0
+        self._stable = True
+        self._started_s = 0.0
+        self._window: deque[tuple[float, float]] = deque()
+        self._trigger_g = 0.0
+        self._rates = (0.0, 0.0, 0.0, 0.0)  # (period_s, retare and noise EMA weights, min variance)
+        self._update_thresholds()
+
+    # --- read-only state ---
+
+    @property
+    def noise_g(self) -> float:
+        return math.sqrt(self._var)
+
+    @property
+    def baseline_g(self) -> float | None:
+        return self._baseline
+
+    @property
+    def stable(self) -> bool:
+        return self._stable
+
+    @property
+    def trigger_g(self) -> float:
+        return self._trigger_g
+
+    # --- feeding ---
+
+    def interrupt(self) -> None:
+        """The stream broke (lost or refused samples): the plate is unstable from its last sample.
+
+        The next settle is measured against the baseline from before the break,
+        so an item taken during the break is still reported.
+        """
+        if self._baseline is not None and self._stable:
+            self._go_unstable(self._last_t)
+
+    def update(self, t_s: float, weight_g: float) -> PlateChange | None:
+        """Feed one sample (in time order); returns a change when the plate settles."""
+        if not t_s > self._last_t:
+            raise ValueError(
+                f"{self.name}: sample time {t_s!r} is not after the previous {self._last_t!r}; "
+                "feed samples in time order")
+        if not math.isfinite(weight_g):
+            raise ValueError(f"{self.name}: weight {weight_g!r} at t={t_s} is not finite")
+        if self._baseline is None:  # first sample: adopt it as the level
+            self._baseline, self._last_t, self._last_w = weight_g, t_s, weight_g
+            return None
+        dt = t_s - self._last_t
+        if dt > self.settings.max_gap_s and self._stable:
+            self._go_unstable(self._last_t)
+        prev_w = self._last_w
+        self._last_t, self._last_w = t_s, weight_g
+        if self._stable:
+            d = weight_g - self._baseline
+            if -self._trigger_g < d < self._trigger_g:
+                # Stable: re-tare slowly (drift) and learn the noise from successive
+                # differences, which a slow drift or a constant offset does not inflate.
+                a = min(1.0, dt / self.settings.retare_tau_s)
+                self._baseline += a * d
+                diff = weight_g - prev_w
+                an = min(1.0, dt / self.settings.noise_tau_s)
+                self._var += an * (0.5 * diff * diff - self._var)
+                self._var = max(self._var, self.settings.min_noise_g ** 2)
+                return None
+            self._go_unstable(t_s)
+        return self._unstable_sample(t_s, weight_g)
+
+    def feed(self, t0_s: float, period_s: float, weights_g: list[float]) -> list[PlateChange]:
+        """Feed a batch of evenly spaced samples; same result as ``update`` on each.
+
+        The common case (stable, every sample inside the trigger band) runs in
+        one tight loop with the state in locals: a store has hundreds of plates
+        sampled tens of times a second.
+        """
+        base = self._baseline
+        if not self._stable or base is None or not t0_s > self._last_t or (
+                t0_s - self._last_t > self.settings.max_gap_s):
+            return self._feed_slow(t0_s, period_s, weights_g)
+        trig = self._trigger_g
+        lo, hi = base - trig, base + trig
+        if not all(lo < w < hi for w in weights_g):  # also False for NaN
+            return self._feed_slow(t0_s, period_s, weights_g)
+        if period_s != self._rates[0]:
+            s = self.settings
+            self._rates = (period_s, min(1.0, period_s / s.retare_tau_s),
+                           min(1.0, period_s / s.noise_tau_s), s.min_noise_g ** 2)
+        _, a, an, min_var = self._rates
+        var, prev = self._var, self._last_w
+        for w in weights_g:
+            base += a * (w - base)
+            diff = w - prev
+            var += an * (0.5 * diff * diff - var)
+            prev = w
+        self._baseline = base
+        self._var = var if var > min_var else min_var
+        self._last_w = prev
+        self._last_t = t0_s + (len(weights_g) - 1) * period_s
+        return []
+
+    def _feed_slow(self, t0_s: float, period_s: float, weights_g: list[float]) -> list[PlateChange]:
+        out = []
+        for k, w in enumerate(weights_g):
+            change = self.update(t0_s + k * period_s, w)
+            if change is not None:
+                out.append(change)
+        return out
+
+    def _go_unstable(self, t_s: float) -> None:
+        self._stable = False
+        self._started_s = t_s
+        self._window.clear()
+
+    def _unstable_sample(self, t_s: float, weight_g: float) -> PlateChange | None:
+        s = self.settings
+        win = self._window
+        win.append((t_s, weight_g))
+        tol = 1e-6
+        while win and win[0][0] < t_s - s.settle_s - tol:
+            win.popleft()
+        if len(win) < 3 or win[-1][0] - win[0][0] < s.settle_s - tol:
+            return None
+        n = len(win)
+        mean = sum(w for _, w in win) / n
+        var = sum((w - mean) ** 2 for _, w in win) / (n - 1)
+        band = max(s.stable_sigmas * self.noise_g, s.stable_min_g)
+        if var > band * band:
+            return None
+        half = n // 2
+        first = sum(w for _, w in list(win)[:half]) / half
+        second = sum(w for _, w in list(win)[n - half:]) / half
+        if abs(second - first) > band:  # a slow ramp (hand easing off) is not settled
+            return None
+        return self._settle(t_s, mean)
+
+    def _settle(self, t_s: float, level_g: float) -> PlateChange | None:
+        assert self._baseline is not None
+        delta = level_g - self._baseline
+        self._baseline = level_g
+        self._stable = True
+        self._window.clear()
+        floor_g = self.min_change_g if self.min_change_g is not None else self._trigger_g
+        self._update_thresholds()
+        if abs(delta) < floor_g:
+            log.debug("%s: settled change %.1f g below %.1f g, absorbed into the baseline",
+                      self.name, delta, floor_g)
+            return None
+        return PlateChange(self._started_s, t_s, round(delta, 3), round(self.noise_g, 3))
+
+    def _update_thresholds(self) -> None:
+        s = self.settings
+        self._trigger_g = max(s.trigger_sigmas * self.noise_g, s.trigger_min_g)
+
+
+def read_quantity(
+    delta_g: float, *, unit_weight_g: float, tolerance_g: float, noise_g: float
+) -> tuple[int, float]:
+    """Units of an item closest to ``|delta_g|`` and how well the change fits that whole number.
+
+    The expected spread of ``k`` units is ``sqrt(k * tolerance_g**2 + noise_g**2)``.
+    Confidence is the posterior of ``k`` against its neighbours (low halfway
+    between two whole numbers) times a soft fit term (low when ``|delta_g|`` is
+    many spreads away from any whole number, e.g. a different product).
+    """
+    if unit_weight_g <= 0:
+        raise ValueError(f"unit_weight_g must be > 0, got {unit_weight_g!r}")
+    x = abs(delta_g)
+    k = max(1, round(x / unit_weight_g))
+
+    def z(j: int) -> float:
+        spread = math.sqrt(j * tolerance_g**2 + noise_g**2) or 1e-9
+        return (x - j * unit_weight_g) / spread
+
+    zk = z(k)
+    like = [math.exp(-0.5 * min(z(j) ** 2 - zk**2, 700.0)) for j in (k - 1, k + 1) if j >= 1]
+    posterior = 1.0 / (1.0 + sum(like))
+    fit = math.exp(-zk * zk / 8.0)
+    return k, round(min(1.0, max(0.0, posterior * fit)), 4)
+
+
+class ShelfAdapter:
+    """Edge service: raw ``ShelfSamples`` in, settled ``ShelfEvent`` out.
+
+    One detector per plate of every shelf controller in the store. Batches are
+    read through an ``Inbox`` (known devices: the shelf controllers; batches
+    older than the newest one are refused). A batch naming a plate its
+    controller does not read, a weight outside the plate's range, or one that
+    overlaps or leaves a gap after the previous batch is dead-lettered and
+    never produces an event; after a refused batch or a gap the plates are
+    treated as unstable, so a change across the hole is still measured against
+    the level before it.
+
+    Call ``start()`` to subscribe. All work happens in the transport's
+    callback (for ``MqttTransport``: paho's network thread).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport,
+        *,
+        service_id: str = "shelf-adapter",
+        now: Callable[[], float] = time.time,
+        settings: DetectorSettings | None = None,
+        min_units: float = 0.4,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.service_id = service_id
+        self.inbox = Inbox(
+            transport, store.store_id, service_kind="shelf", service_id=service_id, now=now,
+            known_devices=[c.id for c in store.devices.shelf_controllers],
+        )
+        self.detectors: dict[str, PlateChangeDetector] = {}
+        self._owner: dict[str, str] = {}
+        self._max_load_g: dict[str, float] = {}
+        self._next_t: dict[str, float] = {}
+        self.published = 0
+        noise_by_ctl = {c.id: c.noise_g for c in store.devices.shelf_controllers}
+        for ctl, plate_ids in store.controller_plates.items():
+            for pid in plate_ids:
+                entry = store.planogram_by_plate.get(pid)
+                unit = store.items[entry.sku].unit_weight_g if entry else None
+                self._owner[pid] = ctl
+                self._max_load_g[pid] = store.plate(pid)[2].max_load_g
+                self.detectors[pid] = PlateChangeDetector(
+                    noise_g=noise_by_ctl[ctl], settings=settings, name=pid,
+                    min_change_g=min_units * unit if unit else None,
+                )
+        self._started = False
+
+    def start(self) -> None:
+        """Subscribe to every shelf controller's samples (idempotent)."""
+        if not self._started:
+            self.inbox.on(TOPICS["shelf_samples"], self._on_samples, max_lateness_s=0.0)
+            self._started = True
+
+    def _on_samples(self, msg: Message) -> None:
+        batch = msg.payload
+        assert isinstance(batch, ShelfSamples)
+        problem = self._check(batch)
+        if problem is not None:
+            reason, detail = problem
+            self.inbox.reject(msg.topic, batch.model_dump_json().encode(), reason, detail)
+            self._skip(batch, interrupt=reason != "overlapping samples")
+            return
+        period = 1.0 / batch.sample_rate_hz
+        t0 = batch.event_time_s
+        for ps in batch.plates:
+            self._next_t[ps.plate_id] = t0 + len(ps.weights_g) * period
+            for change in self.detectors[ps.plate_id].feed(t0, period, ps.weights_g):
+                self._emit(batch.device_id, ps.plate_id, change)
+
+    def _check(self, batch: ShelfSamples) -> tuple[str, str] | None:
+        """Why a batch must be refused, or None. Checked before any detector sees it."""
+        ctl = batch.device_id
+        period = 1.0 / batch.sample_rate_hz
+        seen: set[str] = set()
+        for ps in batch.plates:
+            pid = ps.plate_id
+            if self._owner.get(pid) != ctl:
+                return "plate not owned", f"plate {pid!r} is not read by controller {ctl!r}"
+            if pid in seen:
+                return "duplicate plate", f"plate {pid!r} appears twice in one batch"
+            seen.add(pid)
+            max_g = self._max_load_g[pid]
+            lo, hi = min(ps.weights_g), max(ps.weights_g)
+            if lo < MIN_WEIGHT_G or hi > max_g:
+                return ("weight out of range", f"plate {pid!r} read {lo:.1f}..{hi:.1f} g, "
+                        f"allowed {MIN_WEIGHT_G:.0f}..{max_g:.0f} g")
+        for ps in batch.plates:
+            expected = self._next_t.get(ps.plate_id)
+            if expected is None:
+                continue
+            off = batch.event_time_s - expected
+            if off < -0.5 * period:
+                return ("overlapping samples", f"plate {ps.plate_id!r} batch starts "
+                        f"{-off:.3f} s before the previous one ended")
+            if off > 0.5 * period:
+                return "gap in samples", f"plate {ps.plate_id!r} missed {off:.3f} s of samples"
+        return None
+
+    def _skip(self, batch: ShelfSamples, *, interrupt: bool) -> None:
+        """A refused batch: the plates it names are unstable until they settle again."""
+        if not interrupt:
+            return
+        for ps in batch.plates:
+            det = self.detectors.get(ps.plate_id)
+            if det is not None and self._owner[ps.plate_id] == batch.device_id:
+                det.interrupt()
+                # Where the next batch should start is unknown after garbage: do not
+                # report a second, derived gap; the detector already treats it as a break.
+                self._next_t.pop(ps.plate_id, None)
+
+    def _emit(self, controller_id: str, plate_id: str, change: PlateChange) -> None:
+        entry = self.store.planogram_by_plate.get(plate_id)
+        if entry is None:
+            log.warning("%s: change of %.1f g on plate %s, which has no planogram entry; "
+                        "not published", self.service_id, change.delta_g, plate_id)
+            return
+        item = self.store.items[entry.sku]
+        quantity, confidence = read_quantity(
+            change.delta_g, unit_weight_g=item.unit_weight_g,
+            tolerance_g=item.weight_tolerance_g, noise_g=change.noise_g,
+        )
+        event = ShelfEvent(
+            id=f"{controller_id}:{plate_id}:{round(change.settled_s * 1000)}",
+            event_time_s=change.settled_s,
+            device_id=controller_id,
+            plate_id=plate_id,
+            action="pick" if change.delta_g < 0 else "put",
+            delta_g=change.delta_g,
+            started_s=change.started_s,
+            sku=entry.sku,
+            quantity=min(quantity, 1000),
+            confidence=confidence,
+            noise_g=min(change.noise_g, 10_000.0),
+        )
+        publish(self.transport, self.store.store_id, event)
+        self.published += 1
+        log.debug("%s: %s", self.service_id, json.dumps(event.model_dump(), default=str))

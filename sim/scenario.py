@@ -1,0 +1,246 @@
+"""Scenario files: who comes to the simulated store, what they do, how the sensors behave.
+
+A scenario is a YAML file read once and checked with pydantic; a bad file
+fails with the dotted path of the bad field and what to do about it.
+
+Schema (every field has a default except ``store``)::
+
+    store: ../stores/demo.yaml      # store description, relative to this file
+    seed: 7                         # one seed decides everything (same seed, same bytes)
+    start_time_s: 1767603600        # event time of the start, Unix s (2026-01-05T09:00:00Z)
+    arrivals:
+      visits: 60                    # exact number of visits
+      arrival_rate_per_min: 2.0     # Poisson arrivals, mean shoppers per minute
+    behaviour:
+      plates_per_visit: {min: 2, max: 6}   # distinct plates a shopper picks from
+      multi_pick_prob: 0.2          # a reach takes 2-3 units instead of 1
+      put_back_prob: 0.1            # after a pick, one unit goes back on the same plate
+      wrong_plate_put_back_prob: 0.05  # per stop: a carried unit is left on this (wrong) plate
+      side_by_side_prob: 0.1        # prefer a gondola another shopper is standing at
+      walk_speed_m_s: {min: 0.8, max: 1.3}
+      browse_s: {min: 0.5, max: 3.0}       # standing at the plate before the first reach
+      reach_s: {min: 1.0, max: 2.5}        # one hand in the shelf
+      between_reaches_s: {min: 1.5, max: 3.5}  # hand out until the next reach
+      linger_s: {min: 0.3, max: 1.5}       # standing after the last reach
+    sensors:
+      load_cell_noise_g: null       # overrides the store's noise_g when set
+      drift_g_per_h: 4.0            # slow load-cell drift, g per hour (per plate)
+      positioning_noise_m: 0.08     # Gaussian noise on each track coordinate, m
+      positioning_rate_hz: 5.0      # track batches per second
+
+>>> from pathlib import Path
+>>> s = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "normal.yaml")
+>>> s.store.name, s.arrivals.visits > 0
+('demo.yaml', True)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "Arrivals",
+    "Behaviour",
+    "FloatRange",
+    "IntRange",
+    "Scenario",
+    "ScenarioFileError",
+    "Sensors",
+    "load_scenario",
+    "parse_scenario",
+]
+
+DEFAULT_START_TIME_S = 1_767_603_600.0  # 2026-01-05T09:00:00Z
+
+
+class ScenarioFileError(ValueError):
+    """A scenario file is missing, unreadable or invalid; the message says where."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FloatRange(_Strict):
+    """A closed interval a value is drawn from uniformly."""
+
+    min: float = Field(ge=0, description="Lower bound (inclusive).")
+    max: float = Field(ge=0, description="Upper bound (inclusive); at least min.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        if self.max < self.min:
+            raise ValueError(f"max {self.max} is below min {self.min}; swap them")
+        return self
+
+
+class IntRange(_Strict):
+    """A closed integer interval a count is drawn from uniformly."""
+
+    min: int = Field(ge=0, description="Lower bound (inclusive).")
+    max: int = Field(ge=0, description="Upper bound (inclusive); at least min.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        if self.max < self.min:
+            raise ValueError(f"max {self.max} is below min {self.min}; swap them")
+        return self
+
+
+class Arrivals(_Strict):
+    visits: int = Field(
+        default=60, ge=1, le=5000, description="Exact number of visits to simulate."
+    )
+    arrival_rate_per_min: float = Field(
+        default=2.0, gt=0, le=120, description="Mean shopper arrivals per minute (Poisson process)."
+    )
+
+
+class Behaviour(_Strict):
+    plates_per_visit: IntRange = Field(
+        default=IntRange(min=2, max=6), description="Distinct plates a shopper picks from."
+    )
+    multi_pick_prob: float = Field(
+        default=0.2, ge=0, le=1, description="Chance that one reach takes 2-3 units instead of 1."
+    )
+    put_back_prob: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Chance that after a pick one unit goes back on the same plate.",
+    )
+    wrong_plate_put_back_prob: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Chance per stop that a unit carried from an earlier plate is left here.",
+    )
+    side_by_side_prob: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Chance that a shopper prefers a gondola where another shopper is standing.",
+    )
+    walk_speed_m_s: FloatRange = Field(
+        default=FloatRange(min=0.8, max=1.3), description="Walking speed per shopper, m/s."
+    )
+    browse_s: FloatRange = Field(
+        default=FloatRange(min=0.5, max=3.0),
+        description="Standing at the plate before the first reach, s.",
+    )
+    reach_s: FloatRange = Field(
+        default=FloatRange(min=1.0, max=2.5), description="Duration of one reach into the shelf, s."
+    )
+    between_reaches_s: FloatRange = Field(
+        default=FloatRange(min=1.5, max=3.5),
+        description="Pause between two reaches at one stop, s.",
+    )
+    linger_s: FloatRange = Field(
+        default=FloatRange(min=0.3, max=1.5),
+        description="Standing at the plate after the last reach, s.",
+    )
+
+    @model_validator(mode="after")
+    def _sane(self) -> Behaviour:
+        if self.walk_speed_m_s.min <= 0:
+            raise ValueError("walk_speed_m_s.min must be above 0 m/s")
+        if self.reach_s.min < 0.5:
+            raise ValueError(
+                f"reach_s.min {self.reach_s.min} s is too short for a hand; use at least 0.5"
+            )
+        if self.between_reaches_s.min < 1.0:
+            raise ValueError(
+                f"between_reaches_s.min {self.between_reaches_s.min} s leaves the plate no time to "
+                "settle; use at least 1.0"
+            )
+        return self
+
+
+class Sensors(_Strict):
+    load_cell_noise_g: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Load-cell noise (1 sd, g); overrides the store's noise_g.",
+    )
+    drift_g_per_h: float = Field(
+        default=4.0, ge=0, le=500, description="Slow load-cell drift per plate, g/h."
+    )
+    positioning_noise_m: float = Field(
+        default=0.08, ge=0, le=2, description="Gaussian noise on each track coordinate (1 sd), m."
+    )
+    positioning_rate_hz: float = Field(
+        default=5.0, gt=0, le=30, description="Track batches per second."
+    )
+
+
+class Scenario(_Strict):
+    store: Path = Field(
+        description="Store description file; relative paths are read from the scenario's folder."
+    )
+    seed: int = Field(
+        default=0, ge=0, description="Seed of every random draw; same seed, same run."
+    )
+    start_time_s: float = Field(
+        default=DEFAULT_START_TIME_S,
+        ge=946_684_800.0,
+        le=4_000_000_000.0,
+        description="Event time at which the simulation starts, Unix seconds.",
+    )
+    arrivals: Arrivals = Field(
+        default_factory=Arrivals, description="How many shoppers come, how often."
+    )
+    behaviour: Behaviour = Field(
+        default_factory=Behaviour, description="What shoppers do in the store."
+    )
+    sensors: Sensors = Field(
+        default_factory=Sensors, description="How the simulated sensors behave."
+    )
+
+
+def parse_scenario(
+    data: object, source: str = "<scenario>", base_dir: Path | None = None
+) -> Scenario:
+    """Validate a scenario given as Python objects; resolve ``store`` against ``base_dir``."""
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioFileError(_describe(exc, source)) from None
+    if base_dir is not None and not scenario.store.is_absolute():
+        scenario = scenario.model_copy(update={"store": (base_dir / scenario.store).resolve()})
+    return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file; raises ScenarioFileError naming the bad field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioFileError(
+            f"{path}: cannot read scenario file ({exc.strerror}); check the path"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioFileError(f"{path}: not valid YAML: {exc}") from None
+    scenario = parse_scenario(data, str(path), path.resolve().parent)
+    if not scenario.store.is_file():
+        raise ScenarioFileError(
+            f"{path}: store: file {scenario.store} does not exist; the path is read relative to "
+            "the scenario file's folder"
+        )
+    return scenario
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid scenario ({exc.error_count()} problem(s)); fix these fields:"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "<top level>"
+        value = err.get("input")
+        shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+        lines.append(f"  - {where}: {err['msg']} (got {shown[:80]})")
+    return "\n".join(lines)

@@ -1,0 +1,268 @@
+"""The digital twin: a simulated walk-out store that publishes what its devices would.
+
+``Twin(store, scenario)`` plans every visit up front (deterministic for the
+scenario's seed) and knows the ground truth. ``advance(transport, until_s)``
+then publishes, in event-time order of sending, every message due at or
+before ``until_s``: gate scans, positioning track batches and load-cell
+sample batches (a batch is sent when its last sample is taken). Messages are
+generated lazily in chunks of event time, so the live demo and the fast
+evaluation publish the same bytes.
+
+>>> from pathlib import Path
+>>> from iot.bus import LocalTransport
+>>> from iot.store import load_store
+>>> from sim.scenario import parse_scenario
+>>> root = Path(__file__).resolve().parents[1]
+>>> sc = parse_scenario({"store": "stores/demo.yaml", "arrivals": {"visits": 2}}, base_dir=root)
+>>> twin = Twin(load_store(sc.store), sc)
+>>> twin.advance(LocalTransport(), twin.end_s) > 1000, twin.progress(twin.end_s)["exited"]
+(True, 2)
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+
+from iot.bus import Transport, publish
+from iot.payloads import (
+    Event,
+    GateEntry,
+    GateExit,
+    PlateSamples,
+    ShelfSamples,
+    TrackBatch,
+    TrackPoint,
+)
+from iot.store import Store
+from sim.floorplan import FloorPlan
+from sim.scenario import Scenario
+from sim.shelves import ControllerSignal, StockEvent, assign_units, draw_transients
+from sim.shoppers import Reach, VisitPlan, plan_visits
+from sim.truth import GroundTruth, InteractionTruth, StockoutTruth, VisitTruth, net_basket
+
+__all__ = ["Twin"]
+
+log = logging.getLogger(__name__)
+
+CHUNK_S = 10.0  # event time generated at once per stream
+END_AFTER_LAST_EXIT_S = 3.0
+
+# (send time, tie rank, sequence, payload): tuples sort in publishing order.
+Outgoing = tuple[float, int, int, Event]
+
+
+class Twin:
+    """A simulated store: plans visits, publishes device messages, keeps the truth."""
+
+    def __init__(self, store: Store, scenario: Scenario) -> None:
+        self.store = store
+        self.scenario = scenario
+        self.floor = FloorPlan(store)
+        self.visits: list[VisitPlan] = plan_visits(store, scenario, self.floor)
+        reaches = sorted((r for v in self.visits for r in v.reaches), key=lambda r: r.start_s)
+        self.loads, weights, stock = assign_units(store, reaches, scenario.seed)
+        self.start_s = scenario.start_time_s
+        self.end_s = max(v.exit_s for v in self.visits) + END_AFTER_LAST_EXIT_S
+        noise = scenario.sensors.load_cell_noise_g
+        transients = draw_transients(reaches, scenario.seed)
+        self.signals = [
+            ControllerSignal(
+                store,
+                c,
+                i,
+                self.loads,
+                transients,
+                start_s=self.start_s,
+                seed=scenario.seed,
+                noise_g=c.noise_g if noise is None else noise,
+                drift_g_per_h=scenario.sensors.drift_g_per_h,
+            )
+            for i, c in enumerate(store.devices.shelf_controllers)
+        ]
+        self.truth = _truth(store, self.visits, reaches, weights, stock)
+        self._scans = np.array(sorted(v.scan_s for v in self.visits))
+        self._exits = np.array(sorted(v.exit_s for v in self.visits))
+        self._queue: Iterator[Outgoing] = heapq.merge(
+            self._gate_stream(),
+            self._track_stream(),
+            *(self._shelf_stream(s) for s in self.signals),
+        )
+        self._next: Outgoing | None = next(self._queue, None)
+        self.published = 0
+        log.info(
+            "twin planned %d visits, %d interactions, %.0f s of event time",
+            len(self.visits),
+            len(reaches),
+            self.end_s - self.start_s,
+        )
+
+    # --- driving ---
+
+    def advance(self, transport: Transport, until_s: float) -> int:
+        """Publish every message due at or before ``until_s``; returns how many were sent."""
+        sent = 0
+        sid = self.store.store_id
+        while self._next is not None and self._next[0] <= until_s:
+            publish(transport, sid, self._next[3])
+            sent += 1
+            self._next = next(self._queue, None)
+        self.published += sent
+        return sent
+
+    def progress(self, t_s: float) -> dict[str, int]:
+        arrived = int(np.searchsorted(self._scans, t_s, side="right"))
+        exited = int(np.searchsorted(self._exits, t_s, side="right"))
+        return {
+            "arrived": arrived,
+            "in_store": arrived - exited,
+            "exited": exited,
+            "visits": len(self.visits),
+        }
+
+    # --- streams, each in send-time order ---
+
+    def _gate_stream(self) -> Iterator[Outgoing]:
+        # Ids count passages per gate in time order, so an exit id says nothing of its entry.
+        passages: list[tuple[float, str, str | None]]
+        passages = [(v.scan_s, v.entry_gate_id, v.token) for v in self.visits]
+        passages += [(v.exit_s, v.exit_gate_id, None) for v in self.visits]
+        passages.sort(key=lambda p: p[0])
+        counts: dict[str, int] = {}
+        for seq, (t, gate, token) in enumerate(passages):
+            counts[gate] = counts.get(gate, 0) + 1
+            eid = f"{gate}.{counts[gate]}"
+            event: Event
+            if token is None:
+                event = GateExit(id=eid, event_time_s=t, device_id=gate)
+            else:
+                event = GateEntry(id=eid, event_time_s=t, device_id=gate, token=token)
+            yield (t, 0, seq, event)
+
+    def _track_stream(self) -> Iterator[Outgoing]:
+        sensors = self.scenario.sensors
+        rate = sensors.positioning_rate_hz
+        device = self.store.devices.positioning[0]
+        per_chunk = max(1, round(CHUNK_S * rate))
+        n_ticks = int((self.end_s - self.start_s) * rate) + 1
+        for chunk, j0 in enumerate(range(0, n_ticks, per_chunk)):
+            j = np.arange(j0, min(j0 + per_chunk, n_ticks))
+            t = self.start_s + j / rate
+            rng = np.random.default_rng([self.scenario.seed, 8, chunk])
+            points: list[list[TrackPoint]] = [[] for _ in j]
+            ended: list[list[str]] = [[] for _ in j]
+            for v in self.visits:
+                # The track is reported ended at the first tick at or after it ends.
+                j_end = int(np.ceil((v.track_end_s - self.start_s) * rate - 1e-9))
+                if v.track_start_s > t[-1] or j_end < j0:
+                    continue
+                idx = np.flatnonzero((t >= v.track_start_s) & (t < v.track_end_s))
+                if idx.size:
+                    x, y = v.position(t[idx])
+                    x = x + rng.normal(0.0, sensors.positioning_noise_m, x.shape)
+                    y = y + rng.normal(0.0, sensors.positioning_noise_m, y.shape)
+                    for k, xk, yk in zip(
+                        idx.tolist(), np.round(x, 3).tolist(), np.round(y, 3).tolist(), strict=True
+                    ):
+                        points[k].append(TrackPoint(track_id=v.track_id, x_m=xk, y_m=yk))
+                if j_end < j0 + len(j):
+                    ended[j_end - j0].append(v.track_id)
+            for k, tk in enumerate(t.tolist()):
+                batch = TrackBatch(
+                    id=f"{device}.{j[k]}",
+                    event_time_s=tk,
+                    device_id=device,
+                    tracks=points[k],
+                    ended=ended[k],
+                )
+                yield (tk, 1, int(j[k]), batch)
+
+    def _shelf_stream(self, signal: ControllerSignal) -> Iterator[Outgoing]:
+        ctl = signal.controller
+        per_batch = round(ctl.sample_rate_hz * ctl.batch_period_s)
+        if per_batch < 1 or abs(per_batch - ctl.sample_rate_hz * ctl.batch_period_s) > 1e-6:
+            raise ValueError(
+                f"shelf controller {ctl.id!r}: batch_period_s x sample_rate_hz = "
+                f"{ctl.batch_period_s * ctl.sample_rate_hz:g} is not a whole number of samples; "
+                "change batch_period_s"
+            )
+        batches_per_chunk = max(1, round(CHUNK_S / ctl.batch_period_s))
+        n_batches = int((self.end_s - self.start_s) * ctl.sample_rate_hz) // per_batch
+        rank = 2 + signal.index
+        for chunk, b0 in enumerate(range(0, n_batches, batches_per_chunk)):
+            b1 = min(b0 + batches_per_chunk, n_batches)
+            values = signal.samples(b0 * per_batch, b1 * per_batch, chunk)
+            times = signal.times_s(b0 * per_batch, b1 * per_batch)
+            rows = values.tolist()
+            for b in range(b0, b1):
+                lo = (b - b0) * per_batch
+                hi = lo + per_batch
+                plates = [
+                    PlateSamples(plate_id=p, weights_g=rows[i][lo:hi])
+                    for i, p in enumerate(signal.plates)
+                ]
+                batch = ShelfSamples(
+                    id=f"{ctl.id}.b{b}",
+                    event_time_s=float(times[lo]),
+                    device_id=ctl.id,
+                    sample_rate_hz=ctl.sample_rate_hz,
+                    plates=plates,
+                )
+                yield (float(times[hi - 1]), rank, b, batch)
+
+
+def _truth(
+    store: Store,
+    visits: list[VisitPlan],
+    reaches: list[Reach],
+    weights: dict[Reach, float],
+    stock: list[StockEvent],
+) -> GroundTruth:
+    interactions = [
+        InteractionTruth(
+            token=r.token,
+            plate_id=r.plate_id,
+            sku=r.sku,
+            action=r.action,
+            quantity=r.quantity,
+            weight_g=round(weights[r], 2),
+            started_s=r.start_s,
+            ended_s=r.end_s,
+            wrong_plate=r.wrong_plate,
+        )
+        for r in reaches
+    ]
+    by_token: dict[str, list[InteractionTruth]] = {v.token: [] for v in visits}
+    for i in interactions:
+        by_token[i.token].append(i)
+    return GroundTruth(
+        visits=[
+            VisitTruth(
+                token=v.token,
+                track_id=v.track_id,
+                entered_s=v.scan_s,
+                exited_s=v.exit_s,
+                basket=net_basket(by_token[v.token]),
+            )
+            for v in visits
+        ],
+        interactions=interactions,
+        stockouts=_stockouts(store, stock),
+    )
+
+
+def _stockouts(store: Store, events: list[StockEvent]) -> list[StockoutTruth]:
+    out: list[StockoutTruth] = []
+    open_: dict[str, int] = {}
+    for e in sorted(events, key=lambda e: e.t_s):
+        sku = store.planogram_by_plate[e.plate_id].sku
+        if e.units == 0 and e.plate_id not in open_:
+            open_[e.plate_id] = len(out)
+            out.append(StockoutTruth(plate_id=e.plate_id, sku=sku, empty_s=e.t_s))
+        elif e.units > 0 and e.plate_id in open_:
+            k = open_.pop(e.plate_id)
+            out[k] = out[k].model_copy(update={"refilled_s": e.t_s})
+    return out

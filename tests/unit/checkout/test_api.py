@@ -1,0 +1,66 @@
+"""The HTTP API over the ledger, through FastAPI's TestClient."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from checkout.api import create_app
+from checkout.ledger import Ledger, SessionRecord
+from iot.payloads import CartEvent, Receipt
+
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture
+def client(store):
+    ledger = Ledger(":memory:")
+    ledger.save_session(SessionRecord(session_id="s-a", token="a", state="bound", entered_s=T0,
+                                      entry_event_id="in-a", track_id="t1"))
+    ledger.save_session(SessionRecord(session_id="s-b", token="b", state="closed", entered_s=T0,
+                                      entry_event_id="in-b", exited_s=T0 + 9, receipt_id="r-s-b"))
+    for eid, sku, n in (("c1", "SKU001", 2), ("c2", "SKU021", 1), ("c3", "SKU001", -1)):
+        ledger.append(CartEvent(id=eid, event_time_s=T0 + 1, device_id="brain", session_id="s-a",
+                                sku=sku, quantity_delta=n, confidence=0.9, source_event_id="e"))
+    ledger.save_receipt(Receipt(id="r-s-b", event_time_s=T0 + 10, device_id="brain",
+                                session_id="s-b", token="b", entered_s=T0, exited_s=T0 + 9,
+                                currency="EUR", lines=[], total_cents=0, needs_review=False))
+    with TestClient(create_app(ledger, store)) as c:
+        yield c
+    ledger.close()
+
+
+def test_health(client) -> None:
+    body = client.get("/health").json()
+    assert body == {"status": "ok", "store_id": "demo", "open_sessions": 1}
+
+
+@pytest.mark.parametrize(("query", "ids"), [("", ["s-a", "s-b"]), ("?state=open", ["s-a"]),
+                                           ("?state=closed", ["s-b"])])
+def test_sessions_by_state(client, query, ids) -> None:
+    assert [s["session_id"] for s in client.get(f"/sessions{query}").json()] == ids
+
+
+def test_bad_state_is_refused(client) -> None:
+    assert client.get("/sessions?state=gone").status_code == 422
+
+
+def test_session_and_priced_cart(client, store) -> None:
+    assert client.get("/sessions/s-a").json()["track_id"] == "t1"
+    cart = client.get("/sessions/s-a/cart").json()
+    assert [(x["sku"], x["quantity"]) for x in cart["lines"]] == [("SKU001", 1), ("SKU021", 1)]
+    prices = store.items["SKU001"].price_cents + store.items["SKU021"].price_cents
+    assert cart["total_cents"] == prices
+    assert cart["currency"] == "EUR"
+
+
+def test_receipts(client) -> None:
+    assert [r["id"] for r in client.get("/receipts").json()] == ["r-s-b"]
+    assert client.get("/receipts/r-s-b").json()["session_id"] == "s-b"
+
+
+@pytest.mark.parametrize("path", ["/sessions/nope", "/sessions/nope/cart", "/receipts/nope"])
+def test_unknown_ids_are_404_with_a_hint(client, path) -> None:
+    res = client.get(path)
+    assert res.status_code == 404
+    assert "nope" in res.json()["detail"] and "GET /" in res.json()["detail"]
