@@ -336,15 +336,16 @@ class ShelfAdapter:
         self._next_t: dict[str, float] = {}
         self.published = 0
         noise_by_ctl = {c.id: c.noise_g for c in store.devices.shelf_controllers}
+        # Any product can be put back on any plate, so the smallest change worth an
+        # event is a fraction of the lightest unit in the catalog, not of the plate's own SKU.
+        lightest_g = min(item.unit_weight_g for item in store.items.values())
         for ctl, plate_ids in store.controller_plates.items():
             for pid in plate_ids:
-                entry = store.planogram_by_plate.get(pid)
-                unit = store.items[entry.sku].unit_weight_g if entry else None
                 self._owner[pid] = ctl
                 self._max_load_g[pid] = store.plate(pid)[2].max_load_g
                 self.detectors[pid] = PlateChangeDetector(
                     noise_g=noise_by_ctl[ctl], settings=settings, name=pid,
-                    min_change_g=min_units * unit if unit else None,
+                    min_change_g=min_units * lightest_g,
                 )
         self._started = False
 

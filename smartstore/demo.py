@@ -64,7 +64,7 @@ def run_demo(
         brain.start()
         stack.callback(brain_tx.submit, brain.close)
         edge_tx = _service_transport(stack, store, broker_url, "shelf", "shelf-adapter", clock)
-        ShelfAdapter(store, edge_tx, now=clock)
+        ShelfAdapter(store, edge_tx, now=clock).start()
         _start_api(stack, create_app(ledger, store), port, out)
         devices_tx = MqttTransport(broker_url, f"{store.store_id}-twin", now=clock,
                                    status_topic=TOPICS["status"].topic(store.store_id, "twin", "sim"))

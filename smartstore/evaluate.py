@@ -69,6 +69,7 @@ def run_eval(
         brain = StoreBrain(store, transport, ledger, settings=settings or BrainSettings())
         brain.start()
         adapter = ShelfAdapter(store, transport, now=clock)
+        adapter.start()
         try:
             _drive(twin, transport, brain, clock, step_s, progress)
         finally:
