@@ -36,6 +36,8 @@ from checkout.fusion import (
     interpret_put,
     line_confidence,
     mean_distance_m,
+    reach_score_m,
+    speed_m_s,
 )
 from checkout.ids import derived_id
 from checkout.ledger import Ledger, SessionRecord, ShelfDecision
@@ -370,9 +372,12 @@ class StoreBrain:
         self, track_id: str, plate_id: str, t0: float, t1: float, gap: float
     ) -> float | None:
         samples = self.tracks.window(track_id, t0, t1, gap)
-        return mean_distance_m(
+        distance = mean_distance_m(
             self.store.distance_to_plate_m(plate_id, x, y) for _, x, y in samples
         )
+        if distance is None:
+            return None
+        return reach_score_m(distance, speed_m_s(samples), self.settings.walking_penalty_s)
 
     def _interpret(self, ev: ShelfEvent, record: SessionRecord) -> Interpretation:
         entry = self.store.planogram_by_plate.get(ev.plate_id)

@@ -30,6 +30,8 @@ __all__ = [
     "interpret_put",
     "line_confidence",
     "mean_distance_m",
+    "reach_score_m",
+    "speed_m_s",
     "weight_confidence",
 ]
 
@@ -59,6 +61,37 @@ def mean_distance_m(distances_m: Iterable[float]) -> float | None:
     """
     values = list(distances_m)
     return sum(values) / len(values) if values else None
+
+
+def speed_m_s(samples: list[tuple[float, float, float]]) -> float:
+    """Net speed over a window of ``(t, x, y)`` samples, robust to position noise.
+
+    Compares the mean of the first and last thirds instead of summing steps,
+    which position noise would inflate for a shopper standing still.
+    """
+    if len(samples) < 3:
+        return 0.0
+    k = max(1, len(samples) // 3)
+    head, tail = samples[:k], samples[-k:]
+    dt = sum(s[0] for s in tail) / k - sum(s[0] for s in head) / k
+    if dt <= 0:
+        return 0.0
+    dx = sum(s[1] for s in tail) / k - sum(s[1] for s in head) / k
+    dy = sum(s[2] for s in tail) / k - sum(s[2] for s in head) / k
+    return math.hypot(dx, dy) / dt
+
+
+def reach_score_m(mean_distance: float, speed: float, walking_penalty_s: float) -> float:
+    """Distance-like score: lower is likelier to be the one reaching into the plate.
+
+    A hand stays in a shelf for a second or more, so the shopper reaching
+    stands still; one walking past at 1 m/s is moved ``walking_penalty_s``
+    metres further away in the comparison.
+
+    >>> reach_score_m(0.45, 0.05, 0.6) < reach_score_m(0.40, 1.0, 0.6)
+    True
+    """
+    return mean_distance + walking_penalty_s * speed
 
 
 def attribute(
@@ -179,7 +212,12 @@ def interpret_pick(
     items: Mapping[str, CatalogItem],
     settings: BrainSettings,
 ) -> Interpretation:
-    """A pick takes the plate's own SKU unless a foreign unit on it fits clearly better."""
+    """A pick takes the plate's own SKU unless a foreign unit on it fits clearly better.
+
+    "Clearly" is a likelihood ratio against the prior odds ``foreign_prior``:
+    a stray unit is rarer than the plate's own stock, so a slightly better fit
+    alone does not make a pick a stray.
+    """
     own_fit = fit(own, weight_g, noise_g, settings) if own else None
     if own_fit is not None and own is not None and weight_g < 0.5 * own.unit_weight_g:
         own_fit = None  # less than half a unit: nothing of the own SKU was taken
@@ -192,7 +230,8 @@ def interpret_pick(
     ]
     best_foreign = min(foreign_fits, default=None)
     if best_foreign is not None and (
-        own_fit is None or best_foreign.z + settings.foreign_better_z < own_fit.z
+        own_fit is None
+        or (own_fit.z**2 - best_foreign.z**2) / 2 + math.log(settings.foreign_prior) > 0
     ):
         runner = own_fit.z if own_fit else math.inf
         sku_conf = _separation_confidence(runner - best_foreign.z, settings)

@@ -83,6 +83,13 @@ class BrainSettings(BaseModel):
         description="With several shoppers in reach, a lead over the runner-up this large gives "
         "full attribution confidence; at zero lead it is 0.5.",
     )
+    walking_penalty_s: float = Field(
+        default=0.6,
+        ge=0,
+        le=10,
+        description="Attribution treats a shopper moving at v m/s as this many seconds times v "
+        "further from the plate: the one reaching stands still, passers-by keep walking.",
+    )
     single_candidate_confidence: float = Field(
         default=0.97,
         ge=0,
@@ -91,7 +98,7 @@ class BrainSettings(BaseModel):
     )
     # --- weight interpretation ---
     weight_floor_sigma_g: float = Field(
-        default=1.0,
+        default=2.0,
         gt=0,
         le=1000,
         description="Weight uncertainty added to unit tolerance and load-cell noise, g (1 sigma).",
@@ -121,12 +128,12 @@ class BrainSettings(BaseModel):
         le=1,
         description="SKU confidence of an ambiguous put resolved in favour of the plate's own SKU.",
     )
-    foreign_better_z: float = Field(
-        default=1.0,
-        ge=0,
-        le=20,
-        description="A pick takes a foreign unit lying on the plate only if it fits the weight "
-        "better than the plate's own SKU by this many sigmas.",
+    foreign_prior: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Prior odds that a pick takes a foreign unit left on the plate rather than "
+        "the plate's own SKU (own units far outnumber strays); the weight must overcome it.",
     )
     # --- review ---
     review_below: float = Field(

@@ -124,7 +124,9 @@ class SerialTransport:
     def __init__(self, inner: Transport, name: str) -> None:
         self.inner = inner
         self.name = name
-        self._queue: queue.Queue[tuple[Callable[..., None], tuple[object, ...]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Callable[..., None], tuple[object, ...]] | None] = (
+            queue.Queue()
+        )
         self._worker = threading.Thread(target=self._run, name=f"{name}-worker", daemon=True)
         self._worker.start()
 
@@ -259,8 +261,12 @@ class Inbox:
             self.reject(topic, data, "invalid payload", _first_error(exc))
             return
         if payload.device_id != device_id:
-            self.reject(topic, data, "device mismatch",
-                        f"topic names {device_id!r}, payload says {payload.device_id!r}")
+            self.reject(
+                topic,
+                data,
+                "device mismatch",
+                f"topic names {device_id!r}, payload says {payload.device_id!r}",
+            )
             return
         if self.known_devices is not None and device_id not in self.known_devices:
             self.reject(topic, data, "unknown device", f"{device_id!r} is not in the store file")
@@ -271,13 +277,21 @@ class Inbox:
         key = (channel.name, device_id)
         last = self._last_time.get(key, -math.inf)
         if payload.event_time_s < last - max_lateness_s:
-            self.reject(topic, data, "out of order",
-                        f"{last - payload.event_time_s:.3f} s older than the newest from this device")
+            self.reject(
+                topic,
+                data,
+                "out of order",
+                f"{last - payload.event_time_s:.3f} s older than the newest from this device",
+            )
             return
         self._remember(payload.id)
         self._last_time[key] = max(last, payload.event_time_s)
         self.accepted[channel.name] += 1
-        handler(Message(channel, store_id, device_id, topic, payload))
+        try:
+            handler(Message(channel, store_id, device_id, topic, payload))
+        except Exception as exc:
+            log.exception("%s failed to handle %s from %s", self.service_id, payload.id, topic)
+            self.reject(topic, data, "handler error", f"{type(exc).__name__}: {exc}")
 
     def _remember(self, event_id: str) -> None:
         self._seen_ids[event_id] = None
@@ -289,8 +303,14 @@ class Inbox:
         self.rejected[reason] += 1
         count = self.rejected[reason]
         if count <= 10 or count % 1000 == 0:
-            log.warning("%s refused a message on %s: %s %s (seen %d times)",
-                        self.service_id, topic, reason, detail, count)
+            log.warning(
+                "%s refused a message on %s: %s %s (seen %d times)",
+                self.service_id,
+                topic,
+                reason,
+                detail,
+                count,
+            )
         self._dead_letters += 1
         letter = DeadLetter(
             id=f"{self.service_id}.dl.{self._dead_letters}",

@@ -60,7 +60,9 @@ class PlateSamples(BaseModel):
 
     plate_id: Id
     weights_g: list[Annotated[float, Field(ge=-50_000.0, le=100_000.0)]] = Field(
-        min_length=1, max_length=2000, description="Raw load in grams, one per sample, oldest first."
+        min_length=1,
+        max_length=2000,
+        description="Raw load in grams, one per sample, oldest first.",
     )
 
 
@@ -78,7 +80,9 @@ class ShelfSamples(Event):
 class GateEntry(Event):
     """A shopper scanned in at an entry gate (QR token from the shopper app)."""
 
-    token: Id = Field(description="Pseudonymous scan-in token; identifies the visit, not the person.")
+    token: Id = Field(
+        description="Pseudonymous scan-in token; identifies the visit, not the person."
+    )
     party_size: int = Field(default=1, ge=1, le=20, description="People covered by this scan-in.")
 
 
@@ -101,7 +105,9 @@ class TrackBatch(Event):
     """Floor positions of all current person tracks at one instant."""
 
     tracks: list[TrackPoint] = Field(default_factory=list, max_length=1000)
-    ended: list[Id] = Field(default_factory=list, description="Track ids that ended at this instant.")
+    ended: list[Id] = Field(
+        default_factory=list, description="Track ids that ended at this instant."
+    )
 
 
 # --- edge → brain ---
@@ -117,12 +123,16 @@ class ShelfEvent(Event):
 
     plate_id: Id
     action: Literal["pick", "put"]
-    delta_g: float = Field(ge=-100_000.0, le=100_000.0, description="Settled load after minus before, g.")
+    delta_g: float = Field(
+        ge=-100_000.0, le=100_000.0, description="Settled load after minus before, g."
+    )
     started_s: EventTime
     sku: Id = Field(description="SKU the planogram puts on this plate.")
     quantity: int = Field(ge=1, le=1000, description="Units of that SKU closest to |delta_g|.")
     confidence: Confidence = Field(description="How well |delta_g| fits a whole number of units.")
-    noise_g: float = Field(ge=0, le=10_000, description="Measured load-cell noise around the event, g.")
+    noise_g: float = Field(
+        ge=0, le=10_000, description="Measured load-cell noise around the event, g."
+    )
 
 
 # --- brain → world ---
@@ -140,7 +150,9 @@ class CartEvent(Event):
 
     session_id: Id
     sku: Id
-    quantity_delta: int = Field(ge=-1000, le=1000, description="+ picked into the cart, - put back.")
+    quantity_delta: int = Field(
+        ge=-1000, le=1000, description="+ picked into the cart, - put back."
+    )
     confidence: Confidence
     source_event_id: Id = Field(description="The shelf event this line was derived from.")
     reason: str = Field(default="", max_length=500, description="Why fusion decided this line.")

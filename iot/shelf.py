@@ -56,29 +56,43 @@ class DetectorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     settle_s: float = Field(
-        default=0.4, gt=0, le=5,
-        description="The load must stay stable this long before a change is settled and emitted.")
+        default=0.4,
+        gt=0,
+        le=5,
+        description="The load must stay stable this long before a change is settled and emitted.",
+    )
     trigger_sigmas: float = Field(
-        default=5.0, gt=0,
-        description="A sample this many noise sigmas from the baseline starts a change.")
+        default=5.0,
+        gt=0,
+        description="A sample this many noise sigmas from the baseline starts a change.",
+    )
     trigger_min_g: float = Field(
-        default=8.0, ge=0,
-        description="Floor of the trigger band, g, so a quiet cell ignores crosstalk.")
+        default=8.0,
+        ge=0,
+        description="Floor of the trigger band, g, so a quiet cell ignores crosstalk.",
+    )
     stable_sigmas: float = Field(
-        default=2.0, gt=0,
-        description="A window is stable while its spread stays within this many noise sigmas.")
-    stable_min_g: float = Field(
-        default=1.0, ge=0, description="Floor of the stability band, g.")
+        default=2.0,
+        gt=0,
+        description="A window is stable while its spread stays within this many noise sigmas.",
+    )
+    stable_min_g: float = Field(default=1.0, ge=0, description="Floor of the stability band, g.")
     retare_tau_s: float = Field(
-        default=5.0, gt=0,
-        description="Time constant of the baseline re-tare while stable, s (follows slow drift).")
+        default=5.0,
+        gt=0,
+        description="Time constant of the baseline re-tare while stable, s (follows slow drift).",
+    )
     noise_tau_s: float = Field(
-        default=30.0, gt=0, description="Time constant of the running noise estimate, s.")
+        default=30.0, gt=0, description="Time constant of the running noise estimate, s."
+    )
     min_noise_g: float = Field(
-        default=0.2, gt=0, description="Lower bound of the noise estimate, g.")
+        default=0.2, gt=0, description="Lower bound of the noise estimate, g."
+    )
     max_gap_s: float = Field(
-        default=0.5, gt=0,
-        description="A longer pause between samples makes the plate unstable from before it.")
+        default=0.5,
+        gt=0,
+        description="A longer pause between samples makes the plate unstable from before it.",
+    )
 
 
 @dataclass(frozen=True)
@@ -159,7 +173,8 @@ class PlateChangeDetector:
         if not t_s > self._last_t:
             raise ValueError(
                 f"{self.name}: sample time {t_s!r} is not after the previous {self._last_t!r}; "
-                "feed samples in time order")
+                "feed samples in time order"
+            )
         if not math.isfinite(weight_g):
             raise ValueError(f"{self.name}: weight {weight_g!r} at t={t_s} is not finite")
         if self._baseline is None:  # first sample: adopt it as the level
@@ -180,7 +195,7 @@ class PlateChangeDetector:
                 diff = weight_g - prev_w
                 an = min(1.0, dt / self.settings.noise_tau_s)
                 self._var += an * (0.5 * diff * diff - self._var)
-                self._var = max(self._var, self.settings.min_noise_g ** 2)
+                self._var = max(self._var, self.settings.min_noise_g**2)
                 return None
             self._go_unstable(t_s)
         return self._unstable_sample(t_s, weight_g)
@@ -193,8 +208,12 @@ class PlateChangeDetector:
         sampled tens of times a second.
         """
         base = self._baseline
-        if not self._stable or base is None or not t0_s > self._last_t or (
-                t0_s - self._last_t > self.settings.max_gap_s):
+        if (
+            not self._stable
+            or base is None
+            or not t0_s > self._last_t
+            or (t0_s - self._last_t > self.settings.max_gap_s)
+        ):
             return self._feed_slow(t0_s, period_s, weights_g)
         trig = self._trigger_g
         lo, hi = base - trig, base + trig
@@ -202,8 +221,12 @@ class PlateChangeDetector:
             return self._feed_slow(t0_s, period_s, weights_g)
         if period_s != self._rates[0]:
             s = self.settings
-            self._rates = (period_s, min(1.0, period_s / s.retare_tau_s),
-                           min(1.0, period_s / s.noise_tau_s), s.min_noise_g ** 2)
+            self._rates = (
+                period_s,
+                min(1.0, period_s / s.retare_tau_s),
+                min(1.0, period_s / s.noise_tau_s),
+                s.min_noise_g**2,
+            )
         _, a, an, min_var = self._rates
         var, prev = self._var, self._last_w
         for w in weights_g:
@@ -247,7 +270,7 @@ class PlateChangeDetector:
             return None
         half = n // 2
         first = sum(w for _, w in list(win)[:half]) / half
-        second = sum(w for _, w in list(win)[n - half:]) / half
+        second = sum(w for _, w in list(win)[n - half :]) / half
         if abs(second - first) > band:  # a slow ramp (hand easing off) is not settled
             return None
         return self._settle(t_s, mean)
@@ -261,8 +284,12 @@ class PlateChangeDetector:
         floor_g = self.min_change_g if self.min_change_g is not None else self._trigger_g
         self._update_thresholds()
         if abs(delta) < floor_g:
-            log.debug("%s: settled change %.1f g below %.1f g, absorbed into the baseline",
-                      self.name, delta, floor_g)
+            log.debug(
+                "%s: settled change %.1f g below %.1f g, absorbed into the baseline",
+                self.name,
+                delta,
+                floor_g,
+            )
             return None
         return PlateChange(self._started_s, t_s, round(delta, 3), round(self.noise_g, 3))
 
@@ -291,7 +318,12 @@ def read_quantity(
         return (x - j * unit_weight_g) / spread
 
     zk = z(k)
-    like = [math.exp(-0.5 * min(z(j) ** 2 - zk**2, 700.0)) for j in (k - 1, k + 1) if j >= 1]
+    # Clamp the exponent both ways: with unequal spreads a neighbour can fit far better.
+    like = [
+        math.exp(-0.5 * max(-1000.0, min(z(j) ** 2 - zk**2, 1000.0)))
+        for j in (k - 1, k + 1)
+        if j >= 1
+    ]
     posterior = 1.0 / (1.0 + sum(like))
     fit = math.exp(-zk * zk / 8.0)
     return k, round(min(1.0, max(0.0, posterior * fit)), 4)
@@ -327,7 +359,11 @@ class ShelfAdapter:
         self.transport = transport
         self.service_id = service_id
         self.inbox = Inbox(
-            transport, store.store_id, service_kind="shelf", service_id=service_id, now=now,
+            transport,
+            store.store_id,
+            service_kind="shelf",
+            service_id=service_id,
+            now=now,
             known_devices=[c.id for c in store.devices.shelf_controllers],
         )
         self.detectors: dict[str, PlateChangeDetector] = {}
@@ -344,7 +380,9 @@ class ShelfAdapter:
                 self._owner[pid] = ctl
                 self._max_load_g[pid] = store.plate(pid)[2].max_load_g
                 self.detectors[pid] = PlateChangeDetector(
-                    noise_g=noise_by_ctl[ctl], settings=settings, name=pid,
+                    noise_g=noise_by_ctl[ctl],
+                    settings=settings,
+                    name=pid,
                     min_change_g=min_units * lightest_g,
                 )
         self._started = False
@@ -386,16 +424,22 @@ class ShelfAdapter:
             max_g = self._max_load_g[pid]
             lo, hi = min(ps.weights_g), max(ps.weights_g)
             if lo < MIN_WEIGHT_G or hi > max_g:
-                return ("weight out of range", f"plate {pid!r} read {lo:.1f}..{hi:.1f} g, "
-                        f"allowed {MIN_WEIGHT_G:.0f}..{max_g:.0f} g")
+                return (
+                    "weight out of range",
+                    f"plate {pid!r} read {lo:.1f}..{hi:.1f} g, "
+                    f"allowed {MIN_WEIGHT_G:.0f}..{max_g:.0f} g",
+                )
         for ps in batch.plates:
             expected = self._next_t.get(ps.plate_id)
             if expected is None:
                 continue
             off = batch.event_time_s - expected
             if off < -0.5 * period:
-                return ("overlapping samples", f"plate {ps.plate_id!r} batch starts "
-                        f"{-off:.3f} s before the previous one ended")
+                return (
+                    "overlapping samples",
+                    f"plate {ps.plate_id!r} batch starts "
+                    f"{-off:.3f} s before the previous one ended",
+                )
             if off > 0.5 * period:
                 return "gap in samples", f"plate {ps.plate_id!r} missed {off:.3f} s of samples"
         return None
@@ -415,13 +459,19 @@ class ShelfAdapter:
     def _emit(self, controller_id: str, plate_id: str, change: PlateChange) -> None:
         entry = self.store.planogram_by_plate.get(plate_id)
         if entry is None:
-            log.warning("%s: change of %.1f g on plate %s, which has no planogram entry; "
-                        "not published", self.service_id, change.delta_g, plate_id)
+            log.warning(
+                "%s: change of %.1f g on plate %s, which has no planogram entry; not published",
+                self.service_id,
+                change.delta_g,
+                plate_id,
+            )
             return
         item = self.store.items[entry.sku]
         quantity, confidence = read_quantity(
-            change.delta_g, unit_weight_g=item.unit_weight_g,
-            tolerance_g=item.weight_tolerance_g, noise_g=change.noise_g,
+            change.delta_g,
+            unit_weight_g=item.unit_weight_g,
+            tolerance_g=item.weight_tolerance_g,
+            noise_g=change.noise_g,
         )
         event = ShelfEvent(
             id=f"{controller_id}:{plate_id}:{round(change.settled_s * 1000)}",

@@ -34,8 +34,8 @@ __all__ = [
     "Floor",
     "Gate",
     "Gondola",
-    "Plate",
     "PlanogramEntry",
+    "Plate",
     "Shelf",
     "ShelfController",
     "Store",
@@ -57,8 +57,12 @@ class _Strict(BaseModel):
 
 class Gate(_Strict):
     id: str = Field(description="Gate id; also the device id of the gate on the bus.")
-    kind: Literal["entry", "exit"] = Field(description="Entry gates scan shoppers in; exit gates close visits.")
-    line_m: tuple[Point, Point] = Field(description="The gate line on the floor, two (x, y) points in metres.")
+    kind: Literal["entry", "exit"] = Field(
+        description="Entry gates scan shoppers in; exit gates close visits."
+    )
+    line_m: tuple[Point, Point] = Field(
+        description="The gate line on the floor, two (x, y) points in metres."
+    )
 
     @property
     def centre_m(self) -> Point:
@@ -75,7 +79,9 @@ class Floor(_Strict):
     def _gates_inside_and_both_kinds(self) -> Floor:
         kinds = {g.kind for g in self.gates}
         if kinds != {"entry", "exit"}:
-            raise ValueError(f"needs at least one entry and one exit gate, got kinds {sorted(kinds)}")
+            raise ValueError(
+                f"needs at least one entry and one exit gate, got kinds {sorted(kinds)}"
+            )
         for gate in self.gates:
             for x, y in gate.line_m:
                 if not (0 <= x <= self.width_m and 0 <= y <= self.depth_m):
@@ -85,16 +91,22 @@ class Floor(_Strict):
 
 class Plate(_Strict):
     id: str = Field(description="Weight plate id, unique in the store.")
-    offset_m: float = Field(ge=0, description="Start of the plate along its gondola, metres from the gondola's x_m.")
+    offset_m: float = Field(
+        ge=0, description="Start of the plate along its gondola, metres from the gondola's x_m."
+    )
     width_m: float = Field(gt=0, le=3, description="Plate width along the gondola, metres.")
     max_load_g: float = Field(default=20000, gt=0, description="Load-cell capacity in grams.")
 
 
 class Shelf(_Strict):
     id: str = Field(description="Shelf id, unique in the store.")
-    side: Literal["north", "south"] = Field(description="Which face of the gondola the shelf opens to.")
+    side: Literal["north", "south"] = Field(
+        description="Which face of the gondola the shelf opens to."
+    )
     height_m: float = Field(ge=0, le=3, description="Shelf height above the floor, metres.")
-    plates: list[Plate] = Field(min_length=1, description="Weight plates on this shelf, left to right.")
+    plates: list[Plate] = Field(
+        min_length=1, description="Weight plates on this shelf, left to right."
+    )
 
 
 class Gondola(_Strict):
@@ -111,8 +123,9 @@ class Gondola(_Strict):
             for plate in shelf.plates:
                 if plate.offset_m + plate.width_m > self.length_m + 1e-9:
                     raise ValueError(
-                        f"plate {plate.id!r} ends at {plate.offset_m + plate.width_m:.2f} m, beyond the "
-                        f"gondola length {self.length_m} m; shorten the plate or move its offset_m"
+                        f"plate {plate.id!r} ends at {plate.offset_m + plate.width_m:.2f} m, "
+                        f"beyond the gondola length {self.length_m} m; "
+                        "shorten the plate or move its offset_m"
                     )
         return self
 
@@ -123,19 +136,25 @@ class CatalogItem(_Strict):
     name: str = Field(min_length=1, description="Name printed on receipts.")
     price_cents: int = Field(ge=0, description="Unit price in minor currency units.")
     unit_weight_g: float = Field(gt=0, le=20000, description="Nominal weight of one unit, grams.")
-    weight_tolerance_g: float = Field(ge=0, description="One standard deviation of unit-to-unit weight, grams.")
+    weight_tolerance_g: float = Field(
+        ge=0, description="One standard deviation of unit-to-unit weight, grams."
+    )
     rfid_tagged: bool = Field(default=False, description="Whether units carry an RFID tag.")
 
     @model_validator(mode="after")
     def _gtin_check_digit(self) -> CatalogItem:
         expected = gtin_check_digit(self.gtin[:13])
         if int(self.gtin[13]) != expected:
-            raise ValueError(f"GTIN {self.gtin} has check digit {self.gtin[13]}, expected {expected}")
+            raise ValueError(
+                f"GTIN {self.gtin} has check digit {self.gtin[13]}, expected {expected}"
+            )
         return self
 
 
 class Catalog(_Strict):
-    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 currency of all prices.")
+    currency: str = Field(
+        default="EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 currency of all prices."
+    )
     items: list[CatalogItem] = Field(min_length=1, description="Products sold in the store.")
 
 
@@ -149,21 +168,31 @@ class PlanogramEntry(_Strict):
     @model_validator(mode="after")
     def _initial_le_capacity(self) -> PlanogramEntry:
         if self.initial_units > self.capacity_units:
-            raise ValueError(f"initial_units {self.initial_units} exceeds capacity_units {self.capacity_units}")
+            raise ValueError(
+                f"initial_units {self.initial_units} exceeds capacity_units {self.capacity_units}"
+            )
         return self
 
 
 class ShelfController(_Strict):
     id: str = Field(description="Device id of the controller that reads one gondola's load cells.")
     gondola: str = Field(description="Gondola whose plates this controller reads.")
-    sample_rate_hz: float = Field(default=20, ge=10, le=200, description="Load-cell sample rate, Hz.")
-    batch_period_s: float = Field(default=0.1, gt=0, le=2, description="Samples are sent in batches this long, s.")
-    noise_g: float = Field(default=2.0, ge=0, le=100, description="Load-cell noise, one standard deviation, g.")
+    sample_rate_hz: float = Field(
+        default=20, ge=10, le=200, description="Load-cell sample rate, Hz."
+    )
+    batch_period_s: float = Field(
+        default=0.1, gt=0, le=2, description="Samples are sent in batches this long, s."
+    )
+    noise_g: float = Field(
+        default=2.0, ge=0, le=100, description="Load-cell noise, one standard deviation, g."
+    )
 
 
 class Camera(_Strict):
     id: str = Field(description="Camera device id (used by the vision issue).")
-    kind: Literal["ceiling", "shelf"] = Field(description="Ceiling cameras track people; shelf cameras see hands.")
+    kind: Literal["ceiling", "shelf"] = Field(
+        description="Ceiling cameras track people; shelf cameras see hands."
+    )
 
 
 class RfidReader(_Strict):
@@ -171,19 +200,30 @@ class RfidReader(_Strict):
 
 
 class Devices(_Strict):
-    shelf_controllers: list[ShelfController] = Field(min_length=1, description="Load-cell controllers.")
+    shelf_controllers: list[ShelfController] = Field(
+        min_length=1, description="Load-cell controllers."
+    )
     positioning: list[str] = Field(
         default_factory=lambda: ["positioning"],
-        description="Device ids allowed to publish shopper tracks (simulated feed now, camera trackers later).",
+        description="Device ids allowed to publish shopper tracks "
+        "(simulated feed now, camera trackers later).",
     )
-    cameras: list[Camera] = Field(default_factory=list, description="Cameras, declared for later use.")
-    rfid_readers: list[RfidReader] = Field(default_factory=list, description="RFID readers, declared for later.")
+    cameras: list[Camera] = Field(
+        default_factory=list, description="Cameras, declared for later use."
+    )
+    rfid_readers: list[RfidReader] = Field(
+        default_factory=list, description="RFID readers, declared for later."
+    )
 
 
 class Store(_Strict):
-    store_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Lowercase id used in MQTT topics.")
+    store_id: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Lowercase id used in MQTT topics."
+    )
     name: str = Field(description="Display name.")
-    reach_m: float = Field(default=0.9, gt=0, le=3, description="How far from a plate's front a shopper can reach.")
+    reach_m: float = Field(
+        default=0.9, gt=0, le=3, description="How far from a plate's front a shopper can reach."
+    )
     floor: Floor
     gondolas: list[Gondola] = Field(min_length=1)
     catalog: Catalog
@@ -194,20 +234,26 @@ class Store(_Strict):
     def _cross_references(self) -> Store:
         _check_unique("gondola id", [g.id for g in self.gondolas])
         _check_unique("shelf id", [s.id for g in self.gondolas for s in g.shelves])
-        _check_unique("plate id", [p.id for g in self.gondolas for s in g.shelves for p in s.plates])
+        _check_unique(
+            "plate id", [p.id for g in self.gondolas for s in g.shelves for p in s.plates]
+        )
         _check_unique("sku", [i.sku for i in self.catalog.items])
         _check_unique("planogram plate", [e.plate for e in self.planogram])
         plate_ids = {p.id for g in self.gondolas for s in g.shelves for p in s.plates}
         skus = {i.sku for i in self.catalog.items}
         for n, entry in enumerate(self.planogram):
             if entry.plate not in plate_ids:
-                raise ValueError(f"planogram[{n}].plate {entry.plate!r} is not a plate of any gondola")
+                raise ValueError(
+                    f"planogram[{n}].plate {entry.plate!r} is not a plate of any gondola"
+                )
             if entry.sku not in skus:
                 raise ValueError(f"planogram[{n}].sku {entry.sku!r} is not in the catalog")
         gondola_ids = {g.id for g in self.gondolas}
         for n, ctl in enumerate(self.devices.shelf_controllers):
             if ctl.gondola not in gondola_ids:
-                raise ValueError(f"devices.shelf_controllers[{n}].gondola {ctl.gondola!r} is not a gondola")
+                raise ValueError(
+                    f"devices.shelf_controllers[{n}].gondola {ctl.gondola!r} is not a gondola"
+                )
         for g in self.gondolas:
             if g.x_m + g.length_m > self.floor.width_m or g.y_m + g.depth_m > self.floor.depth_m:
                 raise ValueError(f"gondola {g.id!r} extends beyond the floor")
@@ -298,7 +344,9 @@ def load_store(path: str | Path) -> Store:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise StoreFileError(f"{path}: cannot read store file ({exc.strerror}); check the path") from None
+        raise StoreFileError(
+            f"{path}: cannot read store file ({exc.strerror}); check the path"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -307,7 +355,9 @@ def load_store(path: str | Path) -> Store:
 
 
 def _describe(exc: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid store description ({exc.error_count()} problem(s)); fix these fields:"]
+    lines = [
+        f"{source}: invalid store description ({exc.error_count()} problem(s)); fix these fields:"
+    ]
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "<top level>"
         value = err.get("input")

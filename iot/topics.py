@@ -60,26 +60,76 @@ class Channel:
 
 def _channels() -> dict[str, Channel]:
     table = [
-        Channel("shelf_samples", "shelf", "samples", ShelfSamples, 0, False,
-                "Raw load-cell sample batches from a shelf controller (stay at the edge)."),
-        Channel("shelf_events", "shelf", "events", ShelfEvent, 1, False,
-                "Settled pick/put weight changes from the change detector."),
-        Channel("gate_entries", "gate", "entries", GateEntry, 1, False,
-                "Scan-ins at an entry gate."),
-        Channel("gate_exits", "gate", "exits", GateExit, 1, False,
-                "Passages through an exit gate."),
-        Channel("tracks", "tracker", "tracks", TrackBatch, 0, False,
-                "Shopper floor positions (simulated positioning now, camera tracker later)."),
-        Channel("sessions", "brain", "sessions", SessionEvent, 1, False,
-                "Visit sessions opened, bound to a track, and closed."),
-        Channel("cart_events", "brain", "carts", CartEvent, 1, False,
-                "Cart ledger lines decided by fusion."),
-        Channel("receipts", "brain", "receipts", Receipt, 1, False,
-                "Receipts issued at exit."),
-        Channel("status", ANY, "status", DeviceStatus, 1, True,
-                "Retained online/offline state; the Last Will sets offline."),
-        Channel("deadletter", ANY, "deadletter", DeadLetter, 1, False,
-                "Messages a service refused, with the reason."),
+        Channel(
+            "shelf_samples",
+            "shelf",
+            "samples",
+            ShelfSamples,
+            0,
+            False,
+            "Raw load-cell sample batches from a shelf controller (stay at the edge).",
+        ),
+        Channel(
+            "shelf_events",
+            "shelf",
+            "events",
+            ShelfEvent,
+            1,
+            False,
+            "Settled pick/put weight changes from the change detector.",
+        ),
+        Channel(
+            "gate_entries", "gate", "entries", GateEntry, 1, False, "Scan-ins at an entry gate."
+        ),
+        Channel(
+            "gate_exits", "gate", "exits", GateExit, 1, False, "Passages through an exit gate."
+        ),
+        Channel(
+            "tracks",
+            "tracker",
+            "tracks",
+            TrackBatch,
+            0,
+            False,
+            "Shopper floor positions (simulated positioning now, camera tracker later).",
+        ),
+        Channel(
+            "sessions",
+            "brain",
+            "sessions",
+            SessionEvent,
+            1,
+            False,
+            "Visit sessions opened, bound to a track, and closed.",
+        ),
+        Channel(
+            "cart_events",
+            "brain",
+            "carts",
+            CartEvent,
+            1,
+            False,
+            "Cart ledger lines decided by fusion.",
+        ),
+        Channel("receipts", "brain", "receipts", Receipt, 1, False, "Receipts issued at exit."),
+        Channel(
+            "status",
+            ANY,
+            "status",
+            DeviceStatus,
+            1,
+            True,
+            "Retained online/offline state; the Last Will sets offline.",
+        ),
+        Channel(
+            "deadletter",
+            ANY,
+            "deadletter",
+            DeadLetter,
+            1,
+            False,
+            "Messages a service refused, with the reason.",
+        ),
     ]
     return {c.name: c for c in table}
 
@@ -109,6 +159,8 @@ def topics_markdown() -> str:
     for c in TOPICS.values():
         kind = "<kind>" if c.kind == ANY else c.kind
         topic = f"{PREFIX}/<store>/{kind}/<device>/{c.channel}"
-        rows.append(f"| `{topic}` | `{c.model.__name__}` | {c.qos} | {'yes' if c.retain else 'no'} "
-                    f"| {c.description} |")
+        rows.append(
+            f"| `{topic}` | `{c.model.__name__}` | {c.qos} | {'yes' if c.retain else 'no'} "
+            f"| {c.description} |"
+        )
     return "\n".join(rows)

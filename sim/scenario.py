@@ -11,6 +11,7 @@ Schema (every field has a default except ``store``)::
     arrivals:
       visits: 60                    # exact number of visits
       arrival_rate_per_min: 2.0     # Poisson arrivals, mean shoppers per minute
+      gate_cycle_s: 1.5             # the entry gate takes one scan-in at a time
     behaviour:
       plates_per_visit: {min: 2, max: 6}   # distinct plates a shopper picks from
       multi_pick_prob: 0.2          # a reach takes 2-3 units instead of 1
@@ -96,6 +97,11 @@ class Arrivals(_Strict):
     )
     arrival_rate_per_min: float = Field(
         default=2.0, gt=0, le=120, description="Mean shopper arrivals per minute (Poisson process)."
+    )
+    gate_cycle_s: float = Field(
+        default=1.5, ge=0, le=30,
+        description="An entry gate lets one scan-in through at a time: a shopper arriving sooner "
+        "after the previous one waits this long after them, s.",
     )
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from iot.payloads import Receipt
 
-__all__ = ["TrueVisit", "score", "format_table"]
+__all__ = ["TrueVisit", "format_table", "score"]
 
 
 @dataclass(frozen=True)

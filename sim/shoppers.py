@@ -434,11 +434,15 @@ class _Planner:
 
 
 def arrival_times(scenario: Scenario) -> np.ndarray:
-    """Poisson arrivals: exponential gaps at the scenario's rate, from a few seconds after start."""
+    """Poisson arrivals at the scenario's rate, queued through the entry gate's cycle."""
     rng = np.random.default_rng([scenario.seed, 0])
     a = scenario.arrivals
     gaps = rng.exponential(60.0 / a.arrival_rate_per_min, size=a.visits)
-    return scenario.start_time_s + 3.0 + np.cumsum(gaps)
+    times = scenario.start_time_s + 3.0 + np.cumsum(gaps)
+    # Like a turnstile, the gate takes one scan-in at a time: bunched arrivals queue.
+    for i in range(1, len(times)):
+        times[i] = max(times[i], times[i - 1] + a.gate_cycle_s)
+    return times
 
 
 def plan_visits(store: Store, scenario: Scenario, plan: FloorPlan | None = None) -> list[VisitPlan]:

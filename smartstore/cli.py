@@ -1,9 +1,9 @@
 """The ``smartstore`` command line.
 
-    smartstore demo [--scenario FILE] [--seconds N] [--speed X] [--port P] [--broker URL]
-    smartstore eval SCENARIO.yaml [--json OUT.json] [--truth TRUTH.json]
-    smartstore check-store STORE.yaml
-    smartstore topics
+smartstore demo [--scenario FILE] [--seconds N] [--speed X] [--port P] [--broker URL]
+smartstore eval SCENARIO.yaml [--json OUT.json] [--truth TRUTH.json]
+smartstore check-store STORE.yaml
+smartstore topics
 """
 
 from __future__ import annotations
@@ -26,15 +26,29 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="run a simulated store live, with an HTTP API")
-    d.add_argument("--scenario", default=str(REPO / "scenarios" / "demo.yaml"),
-                   help="scenario file (default: scenarios/demo.yaml)")
-    d.add_argument("--seconds", type=float, default=None,
-                   help="stop cleanly after N seconds of wall time (default: when the scenario ends)")
-    d.add_argument("--speed", type=float, default=1.0,
-                   help="simulated seconds per wall second (default 1: real time)")
+    d.add_argument(
+        "--scenario",
+        default=str(REPO / "scenarios" / "demo.yaml"),
+        help="scenario file (default: scenarios/demo.yaml)",
+    )
+    d.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="stop cleanly after N seconds of wall time (default: when the scenario ends)",
+    )
+    d.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per wall second (default 1: real time)",
+    )
     d.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
-    d.add_argument("--broker", default=None,
-                   help="mqtt://host:port of a real broker (default: start an embedded one)")
+    d.add_argument(
+        "--broker",
+        default=None,
+        help="mqtt://host:port of a real broker (default: start an embedded one)",
+    )
     d.add_argument("--db", default="smartstore-demo.sqlite", help="SQLite ledger file")
 
     e = sub.add_parser("eval", help="run a scenario in simulated time and score the receipts")
@@ -42,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", dest="json_out", default=None, help="write the metrics as JSON here")
     e.add_argument("--truth", default=None, help="write the ground truth as JSON here")
     e.add_argument("--db", default=None, help="keep the SQLite ledger in this file")
+    e.add_argument("--seed", type=int, default=None, help="replace the scenario's seed")
     e.add_argument("--quiet", action="store_true", help="no progress lines")
 
     c = sub.add_parser("check-store", help="validate a store file and summarise it")
@@ -81,16 +96,27 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.speed <= 0 or not math.isfinite(args.speed):
         raise ValueError(f"--speed must be a positive number, got {args.speed}")
-    run_demo(args.scenario, broker_url=args.broker, seconds=args.seconds, speed=args.speed,
-             port=args.port, db_path=args.db)
+    run_demo(
+        args.scenario,
+        broker_url=args.broker,
+        seconds=args.seconds,
+        speed=args.speed,
+        port=args.port,
+        db_path=args.db,
+    )
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
     from smartstore.evaluate import format_table, run_eval
 
-    result = run_eval(args.scenario, db_path=args.db, truth_path=args.truth,
-                      progress=None if args.quiet else sys.stderr)
+    result = run_eval(
+        args.scenario,
+        db_path=args.db,
+        truth_path=args.truth,
+        seed=args.seed,
+        progress=None if args.quiet else sys.stderr,
+    )
     print(f"scenario {args.scenario}")
     print(format_table(result.metrics))
     if args.json_out:
@@ -104,9 +130,11 @@ def _check_store(args: argparse.Namespace) -> int:
     from iot.store import load_store
 
     store = load_store(args.store)
-    print(f"{args.store}: store {store.store_id!r} is valid: {len(store.gondolas)} gondolas, "
-          f"{len(store.plates())} plates, {len(store.items)} SKUs, "
-          f"{len(store.devices.shelf_controllers)} shelf controllers")
+    print(
+        f"{args.store}: store {store.store_id!r} is valid: {len(store.gondolas)} gondolas, "
+        f"{len(store.plates())} plates, {len(store.items)} SKUs, "
+        f"{len(store.devices.shelf_controllers)} shelf controllers"
+    )
     return 0
 
 

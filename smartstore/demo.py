@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,8 +24,8 @@ from checkout.api import create_app
 from checkout.brain import BrainSettings, StoreBrain
 from checkout.ledger import Ledger
 from iot.broker import EmbeddedBroker
-from iot.mqtt import MqttTransport
 from iot.bus import SerialTransport
+from iot.mqtt import MqttTransport
 from iot.shelf import ShelfAdapter
 from iot.store import Store, load_store
 from iot.topics import TOPICS
@@ -57,23 +58,42 @@ def run_demo(
             broker_url = broker.url
             print(f"embedded MQTT broker at {broker_url}", file=out)
         clock = _WallMappedClock(twin.start_s, speed)
+        # The twin replays the same visits every run, so each demo starts a fresh ledger.
+        _remove_ledger(Path(db_path))
         ledger = Ledger(str(db_path))
+        print(f"ledger (SQLite) at {db_path}", file=out)
         stack.callback(ledger.close)
-        brain_tx = _service_transport(stack, store, broker_url, "brain", "brain", clock)
+        brain_tx = _service_transport(
+            stack, store, broker_url, clock, kind="brain", service_id="brain"
+        )
         brain = StoreBrain(store, brain_tx, ledger, settings=BrainSettings())
-        brain.start()
+        # Start and stop each service on its own worker thread, like its messages.
+        brain_tx.submit(brain.start)
         stack.callback(brain_tx.submit, brain.close)
-        edge_tx = _service_transport(stack, store, broker_url, "shelf", "shelf-adapter", clock)
-        ShelfAdapter(store, edge_tx, now=clock).start()
-        _start_api(stack, create_app(ledger, store), port, out)
-        devices_tx = MqttTransport(broker_url, f"{store.store_id}-twin", now=clock,
-                                   status_topic=TOPICS["status"].topic(store.store_id, "twin", "sim"))
-        stack.callback(devices_tx.close)
-        print(f"store {store.store_id!r}: {len(twin.truth.visits)} visits planned, "
-              f"speed x{speed:g}; Ctrl-C stops", file=out)
-        now = _run_loop(twin, devices_tx, brain_tx, brain, clock, seconds, stop, out)
+        edge_tx = _service_transport(
+            stack, store, broker_url, clock, kind="shelf", service_id="shelf-adapter"
+        )
+        adapter = ShelfAdapter(store, edge_tx, now=clock)
+        edge_tx.submit(adapter.start)
         brain_tx.drain()
-        stats = _snapshot(brain_tx, brain)
+        edge_tx.drain()
+        _start_api(stack, create_app(ledger, store), port, out)
+        devices_tx = MqttTransport(
+            broker_url,
+            f"{store.store_id}-twin",
+            now=clock,
+            status_topic=TOPICS["status"].topic(store.store_id, "twin", "sim"),
+        )
+        stack.callback(devices_tx.close)
+        print(
+            f"store {store.store_id!r}: {len(twin.truth.visits)} visits planned, "
+            f"speed x{speed:g}; Ctrl-C stops",
+            file=out,
+        )
+        live = _Live(twin, devices_tx, brain_tx, brain, adapter, clock)
+        now = live.run(seconds, stop, out)
+        brain_tx.drain()
+        stats = live.brain_stats()
         receipts = list(brain.receipts)
     # Score the visits that had time to finish: exited at least the receipt grace ago.
     done = [v for v in twin.truth.visits if v.exited_s <= now - 2.0]
@@ -94,10 +114,22 @@ class _WallMappedClock:
         return self.start_s + (time.monotonic() - self.wall0) * self.speed
 
 
-def _service_transport(stack: ExitStack, store: Store, url: str, kind: str, service_id: str,
-                       clock: _WallMappedClock) -> SerialTransport:
-    inner = MqttTransport(url, f"{store.store_id}-{service_id}", now=clock,
-                          status_topic=TOPICS["status"].topic(store.store_id, service_id, kind))
+def _service_transport(
+    stack: ExitStack,
+    store: Store,
+    url: str,
+    clock: _WallMappedClock,
+    *,
+    kind: str,
+    service_id: str,
+) -> SerialTransport:
+    """One service's own MQTT connection (with its status and Last Will), serialised."""
+    inner = MqttTransport(
+        url,
+        f"{store.store_id}-{service_id}",
+        now=clock,
+        status_topic=TOPICS["status"].topic(store.store_id, service_id, kind),
+    )
     serial = SerialTransport(inner, service_id)
     stack.callback(serial.close)
     return serial
@@ -111,8 +143,10 @@ def _start_api(stack: ExitStack, app: Any, port: int, out: TextIO) -> None:
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     if not server.started:
-        raise RuntimeError(f"the HTTP API could not start on 127.0.0.1:{port}; is the port taken? "
-                           "pick another with --port")
+        raise RuntimeError(
+            f"the HTTP API could not start on 127.0.0.1:{port}; is the port taken? "
+            "pick another with --port"
+        )
     print(f"HTTP API at http://127.0.0.1:{port} (try /sessions, /receipts)", file=out)
 
     def stop_api() -> None:
@@ -122,39 +156,54 @@ def _start_api(stack: ExitStack, app: Any, port: int, out: TextIO) -> None:
     stack.callback(stop_api)
 
 
-def _run_loop(twin: Twin, devices_tx: MqttTransport, brain_tx: SerialTransport, brain: StoreBrain,
-              clock: _WallMappedClock, seconds: float | None, stop: threading.Event,
-              out: TextIO) -> float:
-    wall_end = time.monotonic() + seconds if seconds is not None else float("inf")
-    next_summary = time.monotonic() + 5.0
-    now = twin.start_s
-    while not stop.is_set() and time.monotonic() < wall_end and now < twin.end_s:
-        now = min(clock(), twin.end_s)
-        twin.advance(devices_tx, now)
-        brain_tx.submit(brain.tick, now)
-        if time.monotonic() >= next_summary:
-            next_summary += 5.0
-            _print_summary(twin, brain_tx, brain, now, out)
-        stop.wait(0.05)
-    return now
+@dataclass
+class _Live:
+    """The running parts the demo loop drives and reports on."""
+
+    twin: Twin
+    devices_tx: MqttTransport
+    brain_tx: SerialTransport
+    brain: StoreBrain
+    adapter: ShelfAdapter
+    clock: _WallMappedClock
+
+    def run(self, seconds: float | None, stop: threading.Event, out: TextIO) -> float:
+        """Publish the twin's devices in real time and tick the brain; returns the last time."""
+        wall_end = time.monotonic() + seconds if seconds is not None else float("inf")
+        next_summary = time.monotonic() + 5.0
+        now = self.twin.start_s
+        while not stop.is_set() and time.monotonic() < wall_end and now < self.twin.end_s:
+            now = min(self.clock(), self.twin.end_s)
+            self.twin.advance(self.devices_tx, now)
+            self.brain_tx.submit(self.brain.tick, now)
+            if time.monotonic() >= next_summary:
+                next_summary += 5.0
+                print(self.summary(now), file=out, flush=True)
+            stop.wait(0.05)
+        return now
+
+    def summary(self, now: float) -> str:
+        p = self.twin.progress(now)
+        s = self.brain_stats()
+        refused = s.get("dead_letters", 0) + sum(self.adapter.inbox.rejected.values())
+        return (
+            f"[{now - self.twin.start_s:7.1f} s] in store {p['in_store']:3d}  "
+            f"exited {p['exited']:3d}/{p['visits']}  receipts {s.get('receipts', 0)}  "
+            f"flagged {s.get('receipts_needing_review', 0)}  "
+            f"shelf events {self.adapter.published}  dead letters {refused}"
+        )
+
+    def brain_stats(self) -> dict[str, int]:
+        """Read the brain's counters on its own thread, so they are consistent."""
+        box: dict[str, int] = {}
+        self.brain_tx.submit(lambda: box.update(self.brain.stats()))
+        self.brain_tx.drain(timeout_s=5)
+        return box
 
 
-def _print_summary(twin: Twin, brain_tx: SerialTransport, brain: StoreBrain, now: float,
-                   out: TextIO) -> None:
-    p = twin.progress(now)
-    s = _snapshot(brain_tx, brain)
-    print(f"[{now - twin.start_s:7.1f} s] in store {p['in_store']:3d}  exited {p['exited']:3d}/"
-          f"{p['visits']}  receipts {s.get('receipts', 0)}  flagged {s.get('review_flags', 0)}  "
-          f"dead letters {sum(s.get('dead_letters', {}).values()) if isinstance(s.get('dead_letters'), dict) else 0}",
-          file=out, flush=True)
-
-
-def _snapshot(brain_tx: SerialTransport, brain: StoreBrain) -> dict[str, Any]:
-    """Read the brain's counters on its own thread, so they are consistent."""
-    box: dict[str, Any] = {}
-    brain_tx.submit(lambda: box.update(brain.stats()))
-    brain_tx.drain(timeout_s=5)
-    return box
+def _remove_ledger(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

@@ -44,7 +44,7 @@ class SimClock:
 @dataclass
 class EvalResult:
     metrics: dict[str, float | int]
-    brain_stats: dict[str, object] = field(default_factory=dict)
+    brain_stats: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
 
 
@@ -55,11 +55,17 @@ def run_eval(
     truth_path: str | Path | None = None,
     step_s: float = 0.1,
     settings: BrainSettings | None = None,
+    seed: int | None = None,
     progress: TextIO | None = sys.stderr,
 ) -> EvalResult:
-    """Run one scenario end to end in simulated time and score it."""
+    """Run one scenario end to end in simulated time and score it.
+
+    ``seed`` replaces the scenario's seed (same scenario, another draw).
+    """
     started = time.perf_counter()
     scenario = load_scenario(scenario_path)
+    if seed is not None:
+        scenario = scenario.model_copy(update={"seed": seed})
     store = load_store(scenario.store)
     twin = Twin(store, scenario)
     clock = SimClock(twin.start_s)
@@ -71,7 +77,7 @@ def run_eval(
         adapter = ShelfAdapter(store, transport, now=clock)
         adapter.start()
         try:
-            _drive(twin, transport, brain, clock, step_s, progress)
+            _drive(twin, transport, brain, clock, step_s=step_s, progress=progress)
         finally:
             brain.close()
             ledger.close()
@@ -81,6 +87,7 @@ def run_eval(
     visits = [TrueVisit(v.token, v.exited_s, v.basket) for v in twin.truth.visits]
     metrics = score(visits, brain.receipts)
     wall = time.perf_counter() - started
+    metrics["seed"] = scenario.seed
     metrics["simulated_s"] = round(twin.end_s - twin.start_s, 1)
     metrics["wall_s"] = round(wall, 2)
     return EvalResult(metrics=metrics, brain_stats=brain.stats(), wall_s=wall)
@@ -91,6 +98,7 @@ def _drive(
     transport: LocalTransport,
     brain: StoreBrain,
     clock: SimClock,
+    *,
     step_s: float,
     progress: TextIO | None,
 ) -> None:
@@ -118,4 +126,4 @@ def print_report(result: EvalResult, out: TextIO = sys.stdout) -> None:
     print(format_table(result.metrics), file=out)
 
 
-__all__ += ["print_report", "format_table"]
+__all__ += ["format_table", "print_report"]

@@ -42,8 +42,10 @@ def test_every_channel_round_trips_through_match_topic() -> None:
 def _inbox(bus: LocalTransport, **kw) -> tuple[Inbox, list, list]:
     seen: list = []
     letters: list = []
-    bus.subscribe("smartstore/demo/brain/+/deadletter",
-                  lambda t, d: letters.append(DeadLetter.model_validate_json(d)))
+    bus.subscribe(
+        "smartstore/demo/brain/+/deadletter",
+        lambda t, d: letters.append(DeadLetter.model_validate_json(d)),
+    )
     inbox = Inbox(bus, "demo", service_kind="brain", service_id="brain-1", now=lambda: T0, **kw)
     return inbox, seen, letters
 
@@ -56,13 +58,30 @@ def _entry(**kw) -> GateEntry:
 BAD_INPUT = [
     (b"{nope", "malformed JSON"),
     (b"\xff\xfe", "malformed JSON"),
-    (json.dumps({"id": "x", "event_time_s": T0, "device_id": "gate-in"}).encode(), "invalid payload: token"),
-    (b'{"id": "x", "event_time_s": NaN, "device_id": "gate-in", "token": "t"}', "invalid payload: event_time_s"),
-    (json.dumps({"id": "x", "event_time_s": 12.0, "device_id": "gate-in", "token": "t"}).encode(),
-     "invalid payload: event_time_s"),
-    (json.dumps({"id": "x", "event_time_s": T0, "device_id": "gate-in", "token": "t", "extra": 1}).encode(),
-     "invalid payload: extra"),
-    (json.dumps({"id": "x", "event_time_s": T0, "device_id": "other", "token": "t"}).encode(), "device mismatch"),
+    (
+        json.dumps({"id": "x", "event_time_s": T0, "device_id": "gate-in"}).encode(),
+        "invalid payload: token",
+    ),
+    (
+        b'{"id": "x", "event_time_s": NaN, "device_id": "gate-in", "token": "t"}',
+        "invalid payload: event_time_s",
+    ),
+    (
+        json.dumps(
+            {"id": "x", "event_time_s": 12.0, "device_id": "gate-in", "token": "t"}
+        ).encode(),
+        "invalid payload: event_time_s",
+    ),
+    (
+        json.dumps(
+            {"id": "x", "event_time_s": T0, "device_id": "gate-in", "token": "t", "extra": 1}
+        ).encode(),
+        "invalid payload: extra",
+    ),
+    (
+        json.dumps({"id": "x", "event_time_s": T0, "device_id": "other", "token": "t"}).encode(),
+        "device mismatch",
+    ),
     (b"[1, 2, 3]", "invalid payload"),
 ]
 
@@ -91,7 +110,11 @@ def test_unknown_devices_duplicates_and_late_events_are_refused() -> None:
     publish(bus, "demo", _entry(id="e5", event_time_s=T0 + 8.5))  # 1.5 s late: fine
     assert [m.payload.id for m in seen] == ["e1", "e3", "e5"]
     assert dict(inbox.rejected) == {"duplicate id": 1, "unknown device": 1, "out of order": 1}
-    assert [d.reason.split(":")[0] for d in letters] == ["duplicate id", "unknown device", "out of order"]
+    assert [d.reason.split(":")[0] for d in letters] == [
+        "duplicate id",
+        "unknown device",
+        "out of order",
+    ]
 
 
 def test_local_transport_delivers_nested_publishes_in_order() -> None:
@@ -125,11 +148,31 @@ def test_serial_transport_runs_callbacks_and_calls_on_one_thread_in_order() -> N
     inbox = Inbox(serial, "demo", service_kind="brain", service_id="b", now=lambda: T0)
     inbox.on(TOPICS["tracks"], lambda m: seen.append(m.payload.id))
     for n in range(50):
-        batch = TrackBatch(id=f"p{n}", event_time_s=T0 + n, device_id="positioning",
-                           tracks=[TrackPoint(track_id="t1", x_m=1.0, y_m=2.0)])
+        batch = TrackBatch(
+            id=f"p{n}",
+            event_time_s=T0 + n,
+            device_id="positioning",
+            tracks=[TrackPoint(track_id="t1", x_m=1.0, y_m=2.0)],
+        )
         publish(inner, "demo", batch)
         serial.submit(seen.append, f"tick{n}")
     assert serial.drain(5)
     serial.close()
     expected = [x for n in range(50) for x in (f"p{n}", f"tick{n}")]
     assert seen == expected
+
+
+def test_a_handler_bug_is_dead_lettered_and_the_service_keeps_going() -> None:
+    bus = LocalTransport()
+    inbox, seen, letters = _inbox(bus)
+
+    def fragile(msg) -> None:
+        if msg.payload.token == "boom":
+            raise ZeroDivisionError("division by zero")
+        seen.append(msg)
+
+    inbox.on(TOPICS["gate_entries"], fragile)
+    publish(bus, "demo", _entry(id="e1", token="boom"))
+    publish(bus, "demo", _entry(id="e2", token="fine"))
+    assert [m.payload.id for m in seen] == ["e2"]
+    assert letters[0].reason == "handler error: ZeroDivisionError: division by zero"

@@ -29,16 +29,20 @@ def test_readme_demo_command_installs_and_runs_the_demo() -> None:
 
 
 @pytest.mark.parametrize("argv", [["check-store", "stores/demo.yaml"], ["topics"]])
-def test_readme_helper_commands_run(argv: list[str], monkeypatch: pytest.MonkeyPatch,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_helper_commands_run(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(ROOT)
     assert main(argv) == 0
     assert capsys.readouterr().out.strip()
 
 
-def test_a_bad_store_file_exits_2_with_the_field_path(tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_store_file_exits_2_with_the_field_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text((ROOT / "stores" / "demo.yaml").read_text().replace("length_m: 3.0", "length_m: -3.0", 1))
+    bad.write_text(
+        (ROOT / "stores" / "demo.yaml").read_text().replace("length_m: 3.0", "length_m: -3.0", 1)
+    )
     assert main(["check-store", str(bad)]) == 2
     assert "gondolas.0.length_m" in capsys.readouterr().err

@@ -12,13 +12,26 @@ from sim.scoring import TrueVisit, score
 EXIT = 1_800_000_000.0
 
 
-def receipt(token: str, lines: dict[str, int], *, delay_s: float = 0.5, review: bool = False) -> Receipt:
+def receipt(
+    token: str, lines: dict[str, int], *, delay_s: float = 0.5, review: bool = False
+) -> Receipt:
     return Receipt(
-        id=f"r-{token}", event_time_s=EXIT + delay_s, device_id="brain", session_id=f"s-{token}",
-        token=token, entered_s=EXIT - 100, exited_s=EXIT, currency="EUR",
-        lines=[ReceiptLine(sku=s, name=s, quantity=q, unit_price_cents=100, total_cents=100 * q,
-                           confidence=1.0) for s, q in lines.items()],
-        total_cents=100 * sum(lines.values()), needs_review=review,
+        id=f"r-{token}",
+        event_time_s=EXIT + delay_s,
+        device_id="brain",
+        session_id=f"s-{token}",
+        token=token,
+        entered_s=EXIT - 100,
+        exited_s=EXIT,
+        currency="EUR",
+        lines=[
+            ReceiptLine(
+                sku=s, name=s, quantity=q, unit_price_cents=100, total_cents=100 * q, confidence=1.0
+            )
+            for s, q in lines.items()
+        ],
+        total_cents=100 * sum(lines.values()),
+        needs_review=review,
     )
 
 
@@ -33,10 +46,10 @@ def test_perfect_receipts_score_one() -> None:
 @pytest.mark.parametrize(
     ("truth", "predicted", "exact", "precision", "recall"),
     [
-        ({"X": 2}, {"X": 1}, 0.0, 1.0, 0.5),          # one unit missed
+        ({"X": 2}, {"X": 1}, 0.0, 1.0, 0.5),  # one unit missed
         ({"X": 1}, {"X": 1, "Y": 1}, 0.0, 0.5, 1.0),  # one extra line
         ({"X": 1, "Y": 0}, {"X": 1}, 1.0, 1.0, 1.0),  # zero quantities do not count
-        ({"X": 3}, {"Y": 3}, 0.0, 0.0, 0.0),          # wrong SKU
+        ({"X": 3}, {"Y": 3}, 0.0, 0.0, 0.0),  # wrong SKU
     ],
 )
 def test_line_items_count_quantities(truth, predicted, exact, precision, recall) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def test_demo_store_meets_the_issue_minimums() -> None:
     assert len(store.plates()) >= 40
     assert len(store.items) >= 30
     weights = sorted(i.unit_weight_g for i in store.items.values())
-    closest = min(b - a for a, b in zip(weights, weights[1:], strict=False))
+    closest = min(b - a for a, b in itertools.pairwise(weights))
     assert closest <= 5.0, "the demo store must contain SKUs of nearly equal weight"
     assert set(store.planogram_by_plate) == set(store.plates()), "every plate is stocked"
 
@@ -45,11 +46,23 @@ def test_plate_geometry_faces_the_aisle() -> None:
         (lambda d: d["gondolas"][0].update(length_m=-1), "gondolas.0.length_m"),
         (lambda d: d["gondolas"][0].update(colour="red"), "gondolas.0.colour: Extra inputs"),
         (lambda d: d["catalog"]["items"][0].update(gtin="04006380000010"), "check digit"),
-        (lambda d: d["planogram"][0].update(sku="NOPE"), "planogram[0].sku 'NOPE' is not in the catalog"),
-        (lambda d: d["planogram"][1].update(plate=d["planogram"][0]["plate"]), "duplicate planogram plate"),
+        (
+            lambda d: d["planogram"][0].update(sku="NOPE"),
+            "planogram[0].sku 'NOPE' is not in the catalog",
+        ),
+        (
+            lambda d: d["planogram"][1].update(plate=d["planogram"][0]["plate"]),
+            "duplicate planogram plate",
+        ),
         (lambda d: d["planogram"][0].update(initial_units=10_000), "exceeds capacity_units"),
-        (lambda d: d["floor"]["gates"][1].update(kind="entry"), "needs at least one entry and one exit gate"),
-        (lambda d: d["devices"]["shelf_controllers"][0].update(gondola="g99"), "'g99' is not a gondola"),
+        (
+            lambda d: d["floor"]["gates"][1].update(kind="entry"),
+            "needs at least one entry and one exit gate",
+        ),
+        (
+            lambda d: d["devices"]["shelf_controllers"][0].update(gondola="g99"),
+            "'g99' is not a gondola",
+        ),
         (lambda d: d.update(store_id="Demo Store"), "store_id"),
     ],
 )
@@ -73,7 +86,11 @@ def test_unreadable_and_non_yaml_files_fail_clearly(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("first13", "digit"),
-    [("8061414112345", 8), ("0400638000001", gtin_check_digit("0400638000001")), ("0000000000000", 0)],
+    [
+        ("8061414112345", 8),
+        ("0400638000001", gtin_check_digit("0400638000001")),
+        ("0000000000000", 0),
+    ],
 )
 def test_gtin_check_digit(first13: str, digit: int) -> None:
     # 80614141123458 is the GTIN of the GS1 SGTIN-96 worked example.

@@ -192,3 +192,13 @@ def test_feed_in_batches_matches_sample_by_sample(batch: int) -> None:
     for g, e in zip(got, expected, strict=True):
         assert g.settled_s == pytest.approx(e.settled_s)
         assert g.delta_g == pytest.approx(e.delta_g, abs=0.05)
+
+
+@pytest.mark.parametrize("delta_g", [-770.0, 119.0, 1.4 * 512, 2.6 * 512, 30_000.0])
+def test_read_quantity_never_overflows_on_odd_weights(delta_g: float) -> None:
+    # A regression: a wide unit tolerance once made a neighbour's likelihood overflow.
+    for tolerance_g in (0.5, 2.5, 40.0, 200.0):
+        k, confidence = read_quantity(
+            delta_g, unit_weight_g=512.0, tolerance_g=tolerance_g, noise_g=2.0
+        )
+        assert k >= 1 and 0.0 <= confidence <= 1.0
