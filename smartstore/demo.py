@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from checkout.ledger import Ledger
 from iot.broker import EmbeddedBroker
 from iot.bus import SerialTransport
 from iot.mqtt import MqttTransport
+from iot.payloads import Receipt
 from iot.shelf import ShelfAdapter
 from iot.store import Store, load_store
 from iot.topics import TOPICS
@@ -33,7 +35,7 @@ from sim.scenario import load_scenario
 from sim.scoring import TrueVisit, format_table, score
 from sim.twin import Twin
 
-__all__ = ["run_demo"]
+__all__ = ["DemoResult", "run_demo"]
 
 
 def run_demo(
@@ -45,14 +47,14 @@ def run_demo(
     port: int = 8000,
     db_path: str | Path = "smartstore-demo.sqlite",
     out: TextIO = sys.stdout,
-) -> dict[str, Any]:
+) -> DemoResult:
     """Run the store until ``seconds`` of wall time pass or the scenario ends."""
     scenario = load_scenario(scenario_path)
     store = load_store(scenario.store)
     twin = Twin(store, scenario)
     stop = threading.Event()
-    _stop_on_signals(stop)
     with ExitStack() as stack:
+        stack.callback(_stop_on_signals(stop))
         if broker_url is None:
             broker = stack.enter_context(EmbeddedBroker())
             broker_url = broker.url
@@ -100,7 +102,16 @@ def run_demo(
     metrics = score([TrueVisit(v.token, v.exited_s, v.basket) for v in done], receipts)
     print("\nreceipt accuracy for the visits that finished:", file=out)
     print(format_table(metrics), file=out)
-    return {"metrics": metrics, "brain": stats}
+    return DemoResult(metrics, stats, receipts)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What a demo run ends with: scores of the finished visits, counters, receipts."""
+
+    metrics: dict[str, float | int]
+    brain_stats: dict[str, int]
+    receipts: list[Receipt]
 
 
 class _WallMappedClock:
@@ -206,8 +217,16 @@ def _remove_ledger(path: Path) -> None:
         path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
+def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """Ctrl-C / SIGTERM set the stop event; returns what restores the old handlers."""
     if threading.current_thread() is not threading.main_thread():
-        return
-    for sig in (signal.SIGINT, signal.SIGTERM):
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
         signal.signal(sig, lambda *_: stop.set())
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore

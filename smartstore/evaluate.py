@@ -20,6 +20,7 @@ from typing import TextIO
 from checkout.brain import BrainSettings, StoreBrain
 from checkout.ledger import Ledger
 from iot.bus import LocalTransport
+from iot.payloads import Receipt
 from iot.shelf import ShelfAdapter
 from iot.store import load_store
 from sim.scenario import load_scenario
@@ -45,6 +46,7 @@ class SimClock:
 class EvalResult:
     metrics: dict[str, float | int]
     brain_stats: dict[str, int] = field(default_factory=dict)
+    receipts: list[Receipt] = field(default_factory=list)
     wall_s: float = 0.0
 
 
@@ -90,7 +92,7 @@ def run_eval(
     metrics["seed"] = scenario.seed
     metrics["simulated_s"] = round(twin.end_s - twin.start_s, 1)
     metrics["wall_s"] = round(wall, 2)
-    return EvalResult(metrics=metrics, brain_stats=brain.stats(), wall_s=wall)
+    return EvalResult(metrics, brain.stats(), list(brain.receipts), wall)
 
 
 def _drive(

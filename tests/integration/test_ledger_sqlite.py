@@ -28,16 +28,27 @@ def store() -> Store:
 
 
 def line(eid: str, sid: str = "s-a", delta: int = 1) -> CartEvent:
-    return CartEvent(id=eid, event_time_s=T0, device_id="brain", session_id=sid, sku="SKU001",
-                     quantity_delta=delta, confidence=0.9, source_event_id="e")
+    return CartEvent(
+        id=eid,
+        event_time_s=T0,
+        device_id="brain",
+        session_id=sid,
+        sku="SKU001",
+        quantity_delta=delta,
+        confidence=0.9,
+        source_event_id="e",
+    )
 
 
 def test_file_ledger_is_wal_and_persists(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     ledger = Ledger(path)
     ledger.append(line("c1"))
-    ledger.save_session(SessionRecord(session_id="s-a", token="a", state="open", entered_s=T0,
-                                      entry_event_id="in-a"))
+    ledger.save_session(
+        SessionRecord(
+            session_id="s-a", token="a", state="open", entered_s=T0, entry_event_id="in-a"
+        )
+    )
     ledger.close()
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -75,8 +86,12 @@ def test_readers_in_other_threads_see_committed_lines(tmp_path: Path) -> None:
 
 def _tracks(t: float, xy: tuple[float, float], rng: np.random.Generator, n: int) -> TrackBatch:
     x, y = np.asarray(xy) + rng.normal(0, 0.1, 2)
-    return TrackBatch(id=f"tb-{n}", event_time_s=t, device_id="positioning",
-                      tracks=[TrackPoint(track_id="trk-a", x_m=float(x), y_m=float(y))])
+    return TrackBatch(
+        id=f"tb-{n}",
+        event_time_s=t,
+        device_id="positioning",
+        tracks=[TrackPoint(track_id="trk-a", x_m=float(x), y_m=float(y))],
+    )
 
 
 def _drive(brain: StoreBrain, bus: LocalTransport, rng, *, span, xy, events) -> None:
@@ -100,16 +115,25 @@ def test_a_restart_mid_visit_loses_nothing_and_issues_one_receipt(tmp_path: Path
     def at_stand(t: float) -> tuple[float, float]:
         return (1.8, 0.6) if t < 2 else stand
 
-    pick = ShelfEvent(id="pick-1", event_time_s=T0 + 6, device_id="shelf-g01",
-                      plate_id="g01-s1-p1", action="pick", delta_g=-1045.0, started_s=T0 + 5,
-                      sku="SKU001", quantity=2, confidence=0.9, noise_g=2.0)
+    pick = ShelfEvent(
+        id="pick-1",
+        event_time_s=T0 + 6,
+        device_id="shelf-g01",
+        plate_id="g01-s1-p1",
+        action="pick",
+        delta_g=-1045.0,
+        started_s=T0 + 5,
+        sku="SKU001",
+        quantity=2,
+        confidence=0.9,
+        noise_g=2.0,
+    )
     entry = GateEntry(id="in-a", event_time_s=T0 + 1, device_id="gate-in", token="a")
 
     bus1, ledger1 = LocalTransport(), Ledger(path)
     brain1 = StoreBrain(store, bus1, ledger1)
     brain1.start()
-    _drive(brain1, bus1, rng, span=(0.0, 8.0), xy=at_stand,
-           events= [(1.0, entry), (6.0, pick)])
+    _drive(brain1, bus1, rng, span=(0.0, 8.0), xy=at_stand, events=[(1.0, entry), (6.0, pick)])
     sid = session_id_for("a")
     assert ledger1.cart(sid) == {"SKU001": 2}
     brain1.close()
@@ -120,17 +144,33 @@ def test_a_restart_mid_visit_loses_nothing_and_issues_one_receipt(tmp_path: Path
     brain2.start()
     assert brain2.book.get(sid) is not None and brain2.book.get(sid).track_id == "trk-a"
     assert brain2.clock_s >= T0 + 6
-    put = ShelfEvent(id="put-1", event_time_s=T0 + 10, device_id="shelf-g01",
-                     plate_id="g01-s1-p1", action="put", delta_g=523.0, started_s=T0 + 9,
-                     sku="SKU001", quantity=1, confidence=0.9, noise_g=2.0)
+    put = ShelfEvent(
+        id="put-1",
+        event_time_s=T0 + 10,
+        device_id="shelf-g01",
+        plate_id="g01-s1-p1",
+        action="put",
+        delta_g=523.0,
+        started_s=T0 + 9,
+        sku="SKU001",
+        quantity=1,
+        confidence=0.9,
+        noise_g=2.0,
+    )
     exit_ = GateExit(id="out-1", event_time_s=T0 + 14, device_id="gate-out")
 
     def to_exit(t: float) -> tuple[float, float]:
         return stand if t < 12 else (14.2, 0.6)
 
     # the broker redelivers the pick after the restart: it must change nothing
-    _drive(brain2, bus2, rng, span=(8.2, 20.0), xy=to_exit,
-           events= [(8.4, pick), (10.0, put), (14.0, exit_)])
+    _drive(
+        brain2,
+        bus2,
+        rng,
+        span=(8.2, 20.0),
+        xy=to_exit,
+        events=[(8.4, pick), (10.0, put), (14.0, exit_)],
+    )
     assert ledger2.cart(sid) == {"SKU001": 1}
     [receipt] = brain2.receipts
     assert [(x.sku, x.quantity) for x in receipt.lines] == [("SKU001", 1)]

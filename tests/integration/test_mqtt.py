@@ -26,12 +26,8 @@ from iot.topics import TOPICS
 
 pytestmark = pytest.mark.integration
 
-T0 = 1.8e9
-MOSQUITTO = ("127.0.0.1", 1883)
-STORE_FILE = Path(__file__).resolve().parents[2] / "stores" / "demo.yaml"
 
-
-def _listening(addr: tuple[str, int]) -> bool:
+def _accepts(addr: tuple[str, int]) -> bool:
     try:
         with socket.create_connection(addr, timeout=1.0):
             return True
@@ -39,21 +35,8 @@ def _listening(addr: tuple[str, int]) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def embedded() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as broker:
-        yield broker
-
-
-@pytest.fixture(params=["embedded", "mosquitto"])
-def broker_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "embedded":
-        broker: EmbeddedBroker = request.getfixturevalue("embedded")
-        return broker.url
-    if not _listening(MOSQUITTO):
-        pytest.skip("no MQTT broker listens on 127.0.0.1:1883; start mosquitto to run these "
-                    "tests against a real broker")
-    return "mqtt://127.0.0.1:1883"
+T0 = 1.8e9
+STORE_FILE = Path(__file__).resolve().parents[2] / "stores" / "demo.yaml"
 
 
 @pytest.fixture
@@ -67,8 +50,7 @@ def clients(broker_url: str, sid: str) -> Iterator[Callable[..., MqttTransport]]
     made: list[MqttTransport] = []
 
     def make(name: str, **kw: object) -> MqttTransport:
-        t = MqttTransport(broker_url, f"{sid}-{name}", connect_timeout_s=5,
-                          **kw)  # type: ignore[arg-type]
+        t = MqttTransport(broker_url, f"{sid}-{name}", connect_timeout_s=5, **kw)  # type: ignore[arg-type]
         made.append(t)
         return t
 
@@ -117,8 +99,11 @@ def test_malformed_payload_is_dead_lettered(
 ) -> None:
     pub, sub, watch = clients("pub"), clients("sub"), clients("watch")
     letters: list[DeadLetter] = []
-    watch.subscribe(f"smartstore/{sid}/brain/b1/deadletter",
-                    lambda t, d: letters.append(DeadLetter.model_validate_json(d)), 1)
+    watch.subscribe(
+        f"smartstore/{sid}/brain/b1/deadletter",
+        lambda t, d: letters.append(DeadLetter.model_validate_json(d)),
+        1,
+    )
     got: list[Message] = []
     inbox = Inbox(sub, sid, service_kind="brain", service_id="b1", now=time.time)
     inbox.on(TOPICS["gate_entries"], got.append)
@@ -138,8 +123,7 @@ def test_retained_online_and_last_will_offline(
     assert device.connected
     seen: list[DeviceStatus] = []
     watch = clients("watch")
-    watch.subscribe(status_topic,
-                    lambda t, d: seen.append(DeviceStatus.model_validate_json(d)), 1)
+    watch.subscribe(status_topic, lambda t, d: seen.append(DeviceStatus.model_validate_json(d)), 1)
     assert wait_for(lambda: [s.state for s in seen] == ["online"])  # retained
     device.abort()  # dies without DISCONNECT: the broker publishes the Last Will
     assert wait_for(lambda: [s.state for s in seen] == ["online", "offline"], 15), seen
@@ -167,7 +151,8 @@ def test_clean_close_publishes_offline(clients: Callable[..., MqttTransport], si
     device = clients("worker", status_topic=status_topic)
     seen: list[str] = []
     clients("watch").subscribe(
-        status_topic, lambda t, d: seen.append(DeviceStatus.model_validate_json(d).state), 1)
+        status_topic, lambda t, d: seen.append(DeviceStatus.model_validate_json(d).state), 1
+    )
     assert wait_for(lambda: seen == ["online"])
     device.close()
     assert not device.connected
@@ -216,8 +201,11 @@ def test_shelf_adapter_over_the_broker(clients: Callable[..., MqttTransport], si
     store = parse_store(data, "demo copy")
     edge, device, brain = clients("edge"), clients("shelf-g01"), clients("brain")
     events: list[ShelfEvent] = []
-    brain.subscribe(TOPICS["shelf_events"].filter(sid),
-                    lambda t, d: events.append(ShelfEvent.model_validate_json(d)), 1)
+    brain.subscribe(
+        TOPICS["shelf_events"].filter(sid),
+        lambda t, d: events.append(ShelfEvent.model_validate_json(d)),
+        1,
+    )
     adapter = ShelfAdapter(store, edge, now=time.time)
     adapter.start()
     rng = np.random.default_rng(3)
@@ -225,9 +213,13 @@ def test_shelf_adapter_over_the_broker(clients: Callable[..., MqttTransport], si
     n = 0
     for b in range(100):  # 10 s of samples at 20 Hz, a 1-unit pick at 5 s
         w = level - (522.0 if b >= 50 else 0.0) + rng.normal(0, 2.0, 2)
-        batch = ShelfSamples(id=f"s{b}", event_time_s=T0 + n / 20, device_id="shelf-g01",
-                             sample_rate_hz=20, plates=[PlateSamples(plate_id="g01-s1-p1",
-                                                                     weights_g=w.tolist())])
+        batch = ShelfSamples(
+            id=f"s{b}",
+            event_time_s=T0 + n / 20,
+            device_id="shelf-g01",
+            sample_rate_hz=20,
+            plates=[PlateSamples(plate_id="g01-s1-p1", weights_g=w.tolist())],
+        )
         publish(device, sid, batch)
         n += 2
     assert wait_for(lambda: len(events) == 1, 15), (events, adapter.inbox.rejected)
@@ -256,6 +248,6 @@ def test_embedded_broker_lifecycle() -> None:
     assert t.connected
     t.close()
     broker.stop()
-    assert not _listening(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+    assert not _accepts(("127.0.0.1", int(url.rsplit(":", 1)[1])))
     with pytest.raises(ConnectionError):
         MqttTransport(url, "late", connect_timeout_s=2)

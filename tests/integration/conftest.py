@@ -1,0 +1,53 @@
+"""Real brokers for the integration tests: the embedded one and Mosquitto.
+
+Mosquitto at 127.0.0.1:1883 runs on the developers' and CI machines. Without
+it, its cases skip with a message, except under ``CI=true``: there a missing
+broker is a failure, so CI can never pass without testing against it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from iot.broker import EmbeddedBroker
+
+MOSQUITTO = ("127.0.0.1", 1883)
+
+
+def listening(addr: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(addr, timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def mosquitto_url() -> str:
+    """The Mosquitto URL, or skip (fail under CI) when nothing listens there."""
+    if listening(MOSQUITTO):
+        return "mqtt://127.0.0.1:1883"
+    message = (
+        "no MQTT broker listens on 127.0.0.1:1883; start mosquitto "
+        "(mosquitto -d -c /etc/mosquitto/mosquitto.conf) to run these tests against a real broker"
+    )
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"CI must test against a real broker: {message}")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def embedded() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as broker:
+        yield broker
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "embedded":
+        broker: EmbeddedBroker = request.getfixturevalue("embedded")
+        return broker.url
+    return mosquitto_url()
