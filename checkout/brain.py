@@ -99,6 +99,7 @@ class StoreBrain:
         self._seq = itertools.count()
         self._lock = threading.RLock()  # handlers (broker thread) and tick (caller) take turns
         self._last_prune_s = -math.inf
+        self._last_tick_s: float | None = None  # the composition root's clock, once it ticks
         self._status_n = 0
 
     # --- life cycle ---
@@ -137,6 +138,9 @@ class StoreBrain:
     def tick(self, now_s: float) -> None:
         """Event time has reached ``now_s``: decide what is due."""
         with self._lock:
+            self._last_tick_s = (
+                now_s if self._last_tick_s is None else max(self._last_tick_s, now_s)
+            )
             self._advance(now_s)
 
     def close(self) -> None:
@@ -178,6 +182,16 @@ class StoreBrain:
     def _guarded(self, handler: _Handler) -> _Handler:
         def locked(msg: Message) -> None:
             with self._lock:
+                ahead = (
+                    msg.payload.event_time_s - self._last_tick_s
+                    if self._last_tick_s is not None
+                    else 0.0
+                )
+                if ahead > self.settings.max_future_s:
+                    # A device whose clock runs ahead must not drag the brain's clock
+                    # forward: that would decide pending events before their evidence.
+                    self.inbox_reject(msg, "from the future", f"{ahead:.1f} s ahead of the clock")
+                    return
                 handler(msg)
 
         return locked

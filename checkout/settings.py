@@ -142,6 +142,13 @@ class BrainSettings(BaseModel):
         le=1,
         description="A cart line below this confidence flags the visit for review.",
     )
+    max_future_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Events stamped more than this ahead of the clock the brain is ticked with "
+        "are refused (a device clock running ahead), s.",
+    )
     # --- memory ---
     track_retention_s: float = Field(
         default=120.0,
