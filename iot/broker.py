@@ -5,8 +5,12 @@ of the program stays synchronous. ``port=0`` lets the OS pick a free port;
 ``url`` says which one was taken. amqtt's own loggers are turned down to
 WARNING because they log every packet at INFO.
 
->>> with EmbeddedBroker() as broker:  # doctest: +SKIP
-...     transport = MqttTransport(broker.url, "demo")
+>>> from iot.mqtt import MqttTransport
+>>> with EmbeddedBroker() as broker:
+...     transport = MqttTransport(broker.url, "doctest-client")
+...     transport.connected
+...     transport.close()
+True
 """
 
 from __future__ import annotations

@@ -24,8 +24,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from iot.configfile import describe_invalid, read_yaml
 
 __all__ = [
     "Catalog",
@@ -335,32 +336,10 @@ def parse_store(data: object, source: str = "<store>") -> Store:
     try:
         return Store.model_validate(data)
     except ValidationError as exc:
-        raise StoreFileError(_describe(exc, source)) from None
+        raise StoreFileError(describe_invalid(exc, source, "store description")) from None
 
 
 def load_store(path: str | Path) -> Store:
     """Read and validate a store file; raises StoreFileError naming the bad field."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise StoreFileError(
-            f"{path}: cannot read store file ({exc.strerror}); check the path"
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise StoreFileError(f"{path}: not valid YAML: {exc}") from None
-    return parse_store(data, str(path))
-
-
-def _describe(exc: ValidationError, source: str) -> str:
-    lines = [
-        f"{source}: invalid store description ({exc.error_count()} problem(s)); fix these fields:"
-    ]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "<top level>"
-        value = err.get("input")
-        shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
-        lines.append(f"  - {where}: {err['msg']} (got {shown[:80]})")
-    return "\n".join(lines)
+    return parse_store(read_yaml(path, "store file", StoreFileError), str(path))

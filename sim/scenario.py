@@ -39,8 +39,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from iot.configfile import describe_invalid, read_yaml
 
 __all__ = [
     "Arrivals",
@@ -99,7 +100,9 @@ class Arrivals(_Strict):
         default=2.0, gt=0, le=120, description="Mean shopper arrivals per minute (Poisson process)."
     )
     gate_cycle_s: float = Field(
-        default=1.5, ge=0, le=30,
+        default=1.5,
+        ge=0,
+        le=30,
         description="An entry gate lets one scan-in through at a time: a shopper arriving sooner "
         "after the previous one waits this long after them, s.",
     )
@@ -214,7 +217,7 @@ def parse_scenario(
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioFileError(_describe(exc, source)) from None
+        raise ScenarioFileError(describe_invalid(exc, source, "scenario")) from None
     if base_dir is not None and not scenario.store.is_absolute():
         scenario = scenario.model_copy(update={"store": (base_dir / scenario.store).resolve()})
     return scenario
@@ -223,16 +226,7 @@ def parse_scenario(
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; raises ScenarioFileError naming the bad field."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioFileError(
-            f"{path}: cannot read scenario file ({exc.strerror}); check the path"
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioFileError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, "scenario file", ScenarioFileError)
     scenario = parse_scenario(data, str(path), path.resolve().parent)
     if not scenario.store.is_file():
         raise ScenarioFileError(
@@ -240,13 +234,3 @@ def load_scenario(path: str | Path) -> Scenario:
             "the scenario file's folder"
         )
     return scenario
-
-
-def _describe(exc: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid scenario ({exc.error_count()} problem(s)); fix these fields:"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "<top level>"
-        value = err.get("input")
-        shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
-        lines.append(f"  - {where}: {err['msg']} (got {shown[:80]})")
-    return "\n".join(lines)
