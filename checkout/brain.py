@@ -333,6 +333,7 @@ class StoreBrain:
                 line_confidence(what.weight_confidence, who.confidence, what.sku_confidence), 4
             ),
             source_event_id=ev.id,
+            unit_weight_g=round(abs(ev.delta_g) / abs(what.quantity_delta), 2),
             reason=f"{what.reason}; {who.reason}"[:500],
         )
         if self.ledger.append(line):
@@ -409,9 +410,19 @@ class StoreBrain:
                 items=items,
                 settings=self.settings,
             )
-        cart = self.ledger.cart(record.session_id)
+        lines = self.ledger.cart_events(record.session_id)
+        picked: dict[str, list[float]] = {}
+        for line in lines:
+            if line.quantity_delta > 0 and line.unit_weight_g is not None:
+                picked.setdefault(line.sku, []).append(line.unit_weight_g)
         return interpret_put(
-            weight, ev.noise_g, own_sku=own_sku, cart=cart, items=items, settings=self.settings
+            weight,
+            ev.noise_g,
+            own_sku=own_sku,
+            cart=self.ledger.cart(record.session_id),
+            items=items,
+            settings=self.settings,
+            picked_unit_weights_g=picked,
         )
 
     def _record(
@@ -437,11 +448,30 @@ class StoreBrain:
             if self.clock_s < record.exited_s + self.settings.receipt_grace_s:
                 continue
             if any(
-                isinstance(m.payload, ShelfEvent) and m.payload.started_s <= record.exited_s
+                isinstance(m.payload, ShelfEvent) and self._may_belong(m.payload, record)
                 for _, _, m in self._pending
             ):
                 continue  # a shelf event from before the exit may still belong to this visit
             self._issue_receipt(record)
+
+    def _may_belong(self, ev: ShelfEvent, record: SessionRecord) -> bool:
+        """Could an undecided shelf event still be charged to this closed visit?
+
+        Only if it started before the exit and the visit's track came within
+        reach of the plate since then; other shoppers' events elsewhere in the
+        store must not hold this receipt back.
+        """
+        assert record.exited_s is not None
+        if ev.started_s > record.exited_s:
+            return False
+        if record.track_id is None:
+            return True
+        t0 = ev.started_s - self.settings.attribution_lead_s
+        samples = self.tracks.window(record.track_id, t0, record.exited_s)
+        limit = self.store.reach_m + self.settings.reach_margin_m
+        return not samples or any(
+            self.store.distance_to_plate_m(ev.plate_id, x, y) <= limit for _, x, y in samples
+        )
 
     def _issue_receipt(self, record: SessionRecord) -> None:
         receipt = build_receipt(

@@ -14,7 +14,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from checkout.settings import BrainSettings
@@ -233,8 +233,11 @@ def interpret_pick(
         own_fit is None
         or (own_fit.z**2 - best_foreign.z**2) / 2 + math.log(settings.foreign_prior) > 0
     ):
-        runner = own_fit.z if own_fit else math.inf
-        sku_conf = _separation_confidence(runner - best_foreign.z, settings)
+        sku_conf = (
+            _posteriors([(settings.foreign_prior, best_foreign.z), (1.0, own_fit.z)])[0]
+            if own_fit is not None
+            else 1.0
+        )
         return Interpretation(
             best_foreign.sku,
             best_foreign.count,
@@ -249,8 +252,8 @@ def interpret_pick(
             None, 0, 0.0, 0.0, f"pick of {weight_g:.0f} g fits no unit on the plate"
         )
     sku_conf = 1.0
-    if best_foreign is not None and best_foreign.z - own_fit.z < settings.ambiguity_z:
-        sku_conf = settings.own_sku_ambiguous_confidence
+    if best_foreign is not None:
+        sku_conf = _posteriors([(1.0, own_fit.z), (settings.foreign_prior, best_foreign.z)])[0]
     return Interpretation(
         own_fit.sku,
         own_fit.count,
@@ -268,8 +271,20 @@ def interpret_put(
     cart: Mapping[str, int],
     items: Mapping[str, CatalogItem],
     settings: BrainSettings,
+    picked_unit_weights_g: Mapping[str, Sequence[float]] | None = None,
 ) -> Interpretation:
-    """A put returns units the shopper holds: the (SKU, count) in their cart that fits best."""
+    """A put returns units the shopper holds: the likeliest (SKU, count) in their cart.
+
+    Each candidate's weight fit is weighed by a prior: the units of it the
+    shopper holds, times ``wrong_plate_prior`` unless it is the plate's own
+    SKU (most put-backs go where the item came from). The SKU confidence is
+    the chosen candidate's posterior, so two near-equal weights in one cart
+    come out unsure and the visit is reviewed rather than guessed.
+
+    ``picked_unit_weights_g``: per SKU, the unit weights the shelves measured
+    when this shopper picked it. A unit put back weighs what it weighed when
+    taken, which tells apart SKUs whose catalog weights are nearly equal.
+    """
     fits = sorted(
         f
         for sku, n in cart.items()
@@ -283,23 +298,31 @@ def interpret_put(
         return Interpretation(
             None, 0, 0.0, 0.0, f"put of {weight_g:.0f} g fits nothing in the cart (holds {held})"
         )
-    chosen = fits[0]
-    rival = next((f for f in fits if f.sku != chosen.sku), None)
-    own = next((f for f in fits if f.sku == own_sku), None)
-    ambiguous = rival is not None and rival.z - chosen.z < settings.ambiguity_z
-    if own is not None and own is not chosen and own.z - chosen.z < settings.ambiguity_z:
-        chosen, ambiguous = own, True  # the plate's own SKU is the likelier of near-equal fits
-    if not ambiguous:
-        sku_conf = 1.0
-    elif chosen.sku == own_sku:
-        sku_conf = settings.own_sku_ambiguous_confidence
-    else:
-        gap = (rival.z - chosen.z) if rival is not None else settings.ambiguity_z
-        sku_conf = min(0.6, _separation_confidence(gap, settings))
+
+    def prior(f: Fit) -> float:
+        return cart[f.sku] * (1.0 if f.sku == own_sku else settings.wrong_plate_prior)
+
+    picked = picked_unit_weights_g or {}
+    posteriors = _normalise(
+        [
+            prior(f)
+            * _put_likelihood(
+                f,
+                items[f.sku],
+                weight_g,
+                noise_g,
+                picked_g=picked.get(f.sku, ()),
+                settings=settings,
+            )
+            for f in fits
+        ]
+    )
+    best = max(range(len(fits)), key=lambda i: (posteriors[i], -fits[i].z))
+    chosen, sku_conf = fits[best], posteriors[best]
     wrong_plate = chosen.sku != own_sku
     reason = f"put of {weight_g:.0f} g fits {chosen.count} x {chosen.sku} (z {chosen.z:.1f})"
-    if ambiguous:
-        reason += " among near-equal fits"
+    if sku_conf < 0.95:
+        reason += f", {sku_conf:.0%} likely among near-equal fits"
     if wrong_plate:
         reason += f"; left on a plate stocking {own_sku}"
     return Interpretation(
@@ -312,6 +335,42 @@ def interpret_put(
     )
 
 
-def _separation_confidence(gap_z: float, settings: BrainSettings) -> float:
-    """How sure a choice is given how much better (in sigmas) it fits than the runner-up."""
-    return 0.5 + 0.48 * max(0.0, min(1.0, gap_z / settings.ambiguity_z))
+def _put_likelihood(
+    f: Fit,
+    item: CatalogItem,
+    weight_g: float,
+    noise_g: float,
+    *,
+    picked_g: Sequence[float],
+    settings: BrainSettings,
+) -> float:
+    """Density of the put's weight under this candidate: the catalog's spread of units, or,
+    when it is sharper, the spread around a unit weight measured at this shopper's pick."""
+    floor2 = noise_g**2 + settings.weight_floor_sigma_g**2
+    sigma = math.sqrt(f.count * item.weight_tolerance_g**2 + floor2)
+    density = _gauss(f.z) / sigma
+    measured_sigma = math.sqrt(2 * floor2 * f.count)  # both weighings carry the noise
+    for unit_g in picked_g:
+        z = abs(weight_g - f.count * unit_g) / measured_sigma
+        density = max(density, _gauss(z) / measured_sigma)
+    return density
+
+
+def _gauss(z: float) -> float:
+    return math.exp(-0.5 * min(z * z, 1400.0))
+
+
+def _normalise(weights: list[float]) -> list[float]:
+    total = sum(weights)
+    if total <= 0:
+        return [1.0 / len(weights)] * len(weights)
+    return [w / total for w in weights]
+
+
+def _posteriors(candidates: list[tuple[float, float]]) -> list[float]:
+    """Normalised prior x Gaussian likelihood for (prior, z) pairs."""
+    best_z2 = min(z * z for _, z in candidates)
+    # Subtract the best z^2 before exponentiating so no term underflows to zero.
+    raw = [p * math.exp(-0.5 * (z * z - best_z2)) for p, z in candidates]
+    total = sum(raw)
+    return [r / total for r in raw]

@@ -115,18 +115,12 @@ class BrainSettings(BaseModel):
         le=50,
         description="A weight fit beyond this many sigmas does not fit at all.",
     )
-    ambiguity_z: float = Field(
-        default=1.5,
+    wrong_plate_prior: float = Field(
+        default=0.5,
         gt=0,
-        le=20,
-        description="Two different SKUs whose fits are within this many sigmas of each other are "
-        "ambiguous; the decision's SKU confidence drops.",
-    )
-    own_sku_ambiguous_confidence: float = Field(
-        default=0.8,
-        ge=0,
         le=1,
-        description="SKU confidence of an ambiguous put resolved in favour of the plate's own SKU.",
+        description="Prior odds that a put-back goes to a plate other than its SKU's own. With "
+        "near-equal weights in one cart this keeps the choice unsure enough to be reviewed.",
     )
     foreign_prior: float = Field(
         default=0.1,

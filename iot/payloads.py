@@ -155,6 +155,9 @@ class CartEvent(Event):
     )
     confidence: Confidence
     source_event_id: Id = Field(description="The shelf event this line was derived from.")
+    unit_weight_g: float | None = Field(
+        default=None, ge=0, le=100_000, description="Weight per unit the shelf measured, g."
+    )
     reason: str = Field(default="", max_length=500, description="Why fusion decided this line.")
 
 

@@ -329,6 +329,15 @@ def read_quantity(
     return k, round(min(1.0, max(0.0, posterior * fit)), 4)
 
 
+@dataclass(frozen=True)
+class _Held:
+    """A settled change waiting for its shelf to be quiet before it is measured."""
+
+    controller_id: str
+    change: PlateChange
+    before_g: float  # the plate's level before the change
+
+
 class ShelfAdapter:
     """Edge service: raw ``ShelfSamples`` in, settled ``ShelfEvent`` out.
 
@@ -354,6 +363,7 @@ class ShelfAdapter:
         now: Callable[[], float] = time.time,
         settings: DetectorSettings | None = None,
         min_units: float = 0.4,
+        max_hold_s: float = 4.0,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -370,6 +380,13 @@ class ShelfAdapter:
         self._owner: dict[str, str] = {}
         self._max_load_g: dict[str, float] = {}
         self._next_t: dict[str, float] = {}
+        self._held: dict[str, _Held] = {}
+        self._quiet_level: dict[str, float] = {}  # each plate's load when its shelf was last quiet
+        self._shelf_of = {pid: store.plate(pid)[1].id for pid in store.plates()}
+        self._shelf_plates: dict[str, list[str]] = {}
+        for pid, shelf_id in self._shelf_of.items():
+            self._shelf_plates.setdefault(shelf_id, []).append(pid)
+        self.max_hold_s = max_hold_s
         self.published = 0
         noise_by_ctl = {c.id: c.noise_g for c in store.devices.shelf_controllers}
         # Any product can be put back on any plate, so the smallest change worth an
@@ -407,7 +424,62 @@ class ShelfAdapter:
         for ps in batch.plates:
             self._next_t[ps.plate_id] = t0 + len(ps.weights_g) * period
             for change in self.detectors[ps.plate_id].feed(t0, period, ps.weights_g):
-                self._emit(batch.device_id, ps.plate_id, change)
+                self._hold(batch.device_id, ps.plate_id, change)
+        self._release_quiet(
+            batch.device_id, t0 + max(len(ps.weights_g) for ps in batch.plates) * period
+        )
+
+    def _hold(self, controller_id: str, plate_id: str, change: PlateChange) -> None:
+        """Keep a settled change until its whole shelf is quiet.
+
+        A hand pressing on a neighbouring plate leaks a few percent of its force
+        into this plate's load cell; measuring the new level while the shelf
+        still shakes would bias the change by that much. So the levels before
+        and after are read while every plate on the shelf is stable (or the
+        change is released after ``max_hold_s`` with the level it has then).
+        """
+        baseline = self.detectors[plate_id].baseline_g
+        level_before_this = (baseline if baseline is not None else 0.0) - change.delta_g
+        earlier = self._held.pop(plate_id, None)
+        if earlier is not None:  # a second change on the plate: the first one ended before it
+            self._release(plate_id, earlier, change.settled_s, level_before_this)
+        before = self._quiet_level.get(plate_id, level_before_this)
+        self._held[plate_id] = _Held(controller_id, change, before)
+
+    def _release_quiet(self, controller_id: str, now_s: float) -> None:
+        for plate_id, held in list(self._held.items()):
+            waited = now_s - held.change.settled_s
+            if self._shelf_quiet(plate_id) or waited >= self.max_hold_s:
+                del self._held[plate_id]
+                level = self.detectors[plate_id].baseline_g
+                self._release(plate_id, held, now_s, level if level is not None else 0.0)
+        for plate_id in self.store.controller_plates[controller_id]:
+            det = self.detectors[plate_id]
+            # The level before the next change must not include a neighbour's press either.
+            if (
+                plate_id not in self._held
+                and det.baseline_g is not None
+                and det.stable
+                and self._shelf_quiet(plate_id)
+            ):
+                self._quiet_level[plate_id] = det.baseline_g
+
+    def _release(self, plate_id: str, held: _Held, now_s: float, level_g: float) -> None:
+        delta = level_g - held.before_g
+        self._quiet_level[plate_id] = level_g
+        if abs(delta) < (self.detectors[plate_id].min_change_g or 0.0):
+            log.debug(
+                "%s: change on %s faded to %.1f g once the shelf was quiet",
+                self.service_id,
+                plate_id,
+                delta,
+            )
+            return
+        change = PlateChange(held.change.started_s, now_s, delta, held.change.noise_g)
+        self._emit(held.controller_id, plate_id, change)
+
+    def _shelf_quiet(self, plate_id: str) -> bool:
+        return all(self.detectors[p].stable for p in self._shelf_plates[self._shelf_of[plate_id]])
 
     def _check(self, batch: ShelfSamples) -> tuple[str, str] | None:
         """Why a batch must be refused, or None. Checked before any detector sees it."""
@@ -473,8 +545,10 @@ class ShelfAdapter:
             tolerance_g=item.weight_tolerance_g,
             noise_g=change.noise_g,
         )
+        start_ms, settle_ms = round(change.started_s * 1000), round(change.settled_s * 1000)
         event = ShelfEvent(
-            id=f"{controller_id}:{plate_id}:{round(change.settled_s * 1000)}",
+            # Start and settle times together: two changes released at once still differ.
+            id=f"{controller_id}:{plate_id}:{start_ms}-{settle_ms}",
             event_time_s=change.settled_s,
             device_id=controller_id,
             plate_id=plate_id,

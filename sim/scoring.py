@@ -7,6 +7,10 @@ Definitions (see ../shared/REFERENCE.md, "Metrics used in the field"):
 - line items: over (visit, SKU) quantities, TP = min(pred, true),
   FP = pred beyond true, FN = true beyond pred; precision, recall, F1.
 - review rate: share of true visits whose receipt is flagged for review.
+- silent error rate: share of true visits whose receipt is wrong and was not
+  flagged: the errors a shopper would find before the store does.
+- review precision: share of flagged receipts that really were wrong (the
+  rest cost a reviewer's time for nothing).
 - exit-to-receipt latency: receipt issue time minus the true exit time, both
   event time, over visits that got a receipt.
 
@@ -48,13 +52,14 @@ def score(visits: Sequence[TrueVisit], receipts: Iterable[Receipt]) -> dict[str,
             duplicates += 1
         by_token[r.token] = r
     tokens = {v.token for v in visits}
-    exact = tp = fp = fn = flagged = 0
+    exact = tp = fp = fn = flagged = flagged_wrong = silent = 0
     latencies: list[float] = []
     for visit in visits:
         receipt = by_token.get(visit.token)
         predicted = _quantities(receipt)
         truth = {k: q for k, q in visit.basket.items() if q > 0}
-        exact += predicted == truth
+        right = predicted == truth
+        exact += right
         for sku in predicted.keys() | truth.keys():
             p, t = predicted.get(sku, 0), truth.get(sku, 0)
             tp += min(p, t)
@@ -62,7 +67,9 @@ def score(visits: Sequence[TrueVisit], receipts: Iterable[Receipt]) -> dict[str,
             fn += max(t - p, 0)
         if receipt is not None:
             flagged += receipt.needs_review
+            flagged_wrong += receipt.needs_review and not right
             latencies.append(receipt.event_time_s - visit.exited_s)
+        silent += not right and not (receipt is not None and receipt.needs_review)
     n = len(visits)
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / (tp + fn) if tp + fn else 1.0
@@ -78,6 +85,8 @@ def score(visits: Sequence[TrueVisit], receipts: Iterable[Receipt]) -> dict[str,
         "line_item_recall": recall,
         "line_item_f1": f1,
         "review_rate": flagged / n if n else 0.0,
+        "review_precision": flagged_wrong / flagged if flagged else 1.0,
+        "silent_error_rate": silent / n if n else 0.0,
         "exit_to_receipt_p50_s": _percentile(latencies, 50),
         "exit_to_receipt_p95_s": _percentile(latencies, 95),
         "exit_to_receipt_max_s": max(latencies) if latencies else float("nan"),

@@ -65,6 +65,8 @@ def test_missing_unexpected_and_flagged_receipts() -> None:
     assert m["missing_receipts"] == 1 and m["unexpected_receipts"] == 1
     assert m["receipt_exact_match"] == 0.5
     assert m["review_rate"] == 0.5
+    assert m["review_precision"] == 0.0  # the flagged receipt was right
+    assert m["silent_error_rate"] == 0.5  # visit b got no receipt and no flag
     assert m["exit_to_receipt_p50_s"] == pytest.approx(2.0)
 
 

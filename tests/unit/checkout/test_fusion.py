@@ -91,7 +91,9 @@ def item(store: Store, sku: str):
     [
         ("pick 1", 521.0, {}, "SKU001", 1, 0.95),
         ("pick 3", 1567.0, {}, "SKU001", 3, 0.95),
-        ("pick a foreign penne left on the plate", 511.0, {"SKU013": 1}, "SKU013", 1, 0.9),
+        # 10 g from the own SKU, 1 g from the stray: the stray wins despite its 1:10 prior,
+        # but not with certainty.
+        ("pick a foreign penne left on the plate", 511.0, {"SKU013": 1}, "SKU013", 1, 0.75),
         ("pick own despite a near-equal foreign unit", 522.0, {"SKU002": 1}, "SKU001", 1, 0.75),
         ("pick of a weight far from whole units", 300.0, {}, "SKU001", 1, 0.0),
         ("pick of less than half a unit", 100.0, {}, None, 0, 0.0),
@@ -115,9 +117,11 @@ def test_pick_interpretation(store, *, case, weight_g, foreign, sku, qty, min_co
         ("put back on its own plate", 523.0, {"SKU001": 2}, "SKU001", "SKU001", -1, {}, (0.95, 1)),
         ("put back 2 of 3", 1046.0, {"SKU001": 3}, "SKU001", "SKU001", -2, {}, (0.95, 1)),
         ("wrong-plate put-back", 512.0, {"SKU001": 1, "SKU013": 1}, "SKU001", "SKU013", -1,
-         {"SKU013": 1}, (0.95, 1)),
+         {"SKU013": 1}, (0.85, 1)),
+        # Still and sparkling water in one cart: weight cannot tell them apart, so the
+        # own-plate choice stays below review_below and the visit is reviewed.
         ("near-equal, own plate", 523.0, {"SKU001": 1, "SKU002": 1}, "SKU001", "SKU001", -1, {},
-         (0.7, 0.85)),
+         (0.5, 0.69)),
         ("near-equal, other plate", 523.0, {"SKU001": 1, "SKU002": 1}, "SKU003", None, -1, None,
          (0.0, 0.6)),
         ("fits nothing in the cart", 104.0, {"SKU001": 1}, "SKU001", None, 0, {}, (0.0, 0.0)),
