@@ -71,14 +71,16 @@ class EmbeddedBroker:
             raise RuntimeError(
                 f"embedded MQTT broker on {self.host}:{self.requested_port} did not start within "
                 f"{self.start_timeout_s:g} s; check that the port is free or pass a real "
-                "broker URL")
+                "broker URL"
+            )
         if self._error is not None:
             err = self._error
             self._thread.join(timeout=self.start_timeout_s)
             self._thread = None
             raise RuntimeError(
                 f"embedded MQTT broker could not listen on {self.host}:{self.requested_port}: "
-                f"{err}; pick another port (0 = any free one) or stop what is using it") from err
+                f"{err}; pick another port (0 = any free one) or stop what is using it"
+            ) from err
         log.info("embedded MQTT broker listening on %s", self.url)
         return self
 
@@ -142,8 +144,9 @@ class EmbeddedBroker:
             loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=self.start_timeout_s)
         if thread.is_alive():
-            log.warning("embedded MQTT broker thread did not stop within %g s",
-                        self.start_timeout_s)
+            log.warning(
+                "embedded MQTT broker thread did not stop within %g s", self.start_timeout_s
+            )
         self._thread = None
         self._loop = None
         self.port = None
@@ -151,6 +154,10 @@ class EmbeddedBroker:
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

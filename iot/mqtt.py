@@ -58,8 +58,10 @@ def parse_broker_url(url: str) -> tuple[str, int]:
     except ValueError as exc:
         raise ValueError(f"broker URL {url!r} is not valid ({exc}); {hint}") from None
     if parts.scheme != "mqtt":
-        raise ValueError(f"broker URL {url!r} has scheme {parts.scheme or '(none)'!r}, "
-                         f"only 'mqtt' is supported (no TLS or websockets yet); {hint}")
+        raise ValueError(
+            f"broker URL {url!r} has scheme {parts.scheme or '(none)'!r}, "
+            f"only 'mqtt' is supported (no TLS or websockets yet); {hint}"
+        )
     if not parts.hostname:
         raise ValueError(f"broker URL {url!r} names no host; {hint}")
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
@@ -98,8 +100,10 @@ class MqttTransport:
         if status_topic is not None:
             found = match_topic(status_topic)
             if found is None or found[0] is not TOPICS["status"]:
-                raise ValueError(f"status_topic {status_topic!r} is not a status topic; use "
-                                 "smartstore/<store>/<kind>/<device>/status")
+                raise ValueError(
+                    f"status_topic {status_topic!r} is not a status topic; use "
+                    "smartstore/<store>/<kind>/<device>/status"
+                )
             self._status_device = found[2]
         self._lock = threading.Lock()
         self._subs: list[tuple[str, str, RawCallback, int]] = []  # (filter, match filter, cb, qos)
@@ -111,8 +115,12 @@ class MqttTransport:
         self._loop_ident: int | None = None
         self.callback_errors = 0
 
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=paho.MQTTv311, clean_session=True)
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=paho.MQTTv311,
+            clean_session=True,
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -134,7 +142,8 @@ class MqttTransport:
         return ConnectionError(
             f"cannot connect to the MQTT broker at {self.url} as {self.client_id!r}: {what}; "
             "start a broker there (e.g. mosquitto -p PORT) or omit --broker to use the embedded "
-            "one")
+            "one"
+        )
 
     def _connect(self, keepalive_s: int) -> None:
         deadline = time.monotonic() + self.connect_timeout_s
@@ -158,8 +167,9 @@ class MqttTransport:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any,
-                    reason: ReasonCode, properties: Any) -> None:
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
         self._loop_ident = threading.get_ident()
         if reason.is_failure:
             log.error("MQTT broker %s refused %s: %s", self.url, self.client_id, reason)
@@ -178,11 +188,16 @@ class MqttTransport:
             self._first_result = (True, "")
             self._first_done.set()
         else:
-            log.warning("reconnected to %s as %s; %d subscription(s) re-made",
-                        self.url, self.client_id, len(subs))
+            log.warning(
+                "reconnected to %s as %s; %d subscription(s) re-made",
+                self.url,
+                self.client_id,
+                len(subs),
+            )
 
-    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any,
-                       reason: ReasonCode, properties: Any) -> None:
+    def _on_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
         self._connected.clear()
         if not self._closing:
             log.warning("lost connection to %s (%s); reconnecting with backoff", self.url, reason)
@@ -190,14 +205,16 @@ class MqttTransport:
 
     def _set_will(self) -> None:
         if self.status_topic is not None:
-            self._client.will_set(self.status_topic, self._status_bytes("offline"),
-                                  qos=1, retain=True)
+            self._client.will_set(
+                self.status_topic, self._status_bytes("offline"), qos=1, retain=True
+            )
 
     def _status_bytes(self, state: str) -> bytes:
         assert self._status_device is not None
         status = DeviceStatus(
             id=f"{self._status_device}.status.{uuid.uuid4().hex[:16]}",
-            event_time_s=max(self.now(), 946_684_800.0), device_id=self._status_device,
+            event_time_s=max(self.now(), 946_684_800.0),
+            device_id=self._status_device,
             state="online" if state == "online" else "offline",
         )
         return status.model_dump_json().encode()
@@ -214,9 +231,11 @@ class MqttTransport:
         """Queue a message; QoS 1/2 messages published while disconnected go out on reconnect."""
         info = self._client.publish(topic, data, qos=qos, retain=retain)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN) or (
-                info.rc == paho.MQTT_ERR_NO_CONN and qos == 0):
-            log.warning("publish on %s (qos %d) not sent: %s",
-                        topic, qos, paho.error_string(info.rc))
+            info.rc == paho.MQTT_ERR_NO_CONN and qos == 0
+        ):
+            log.warning(
+                "publish on %s (qos %d) not sent: %s", topic, qos, paho.error_string(info.rc)
+            )
 
     def subscribe(self, topic_filter: str, callback: RawCallback, qos: int = 0) -> None:
         """Remember the subscription (re-made on every reconnect) and make it now.
@@ -236,14 +255,23 @@ class MqttTransport:
             if rc == paho.MQTT_ERR_SUCCESS and mid is not None:
                 self._suback[mid] = done
         if rc != paho.MQTT_ERR_SUCCESS:
-            log.warning("subscribe to %s deferred to the next connect: %s",
-                        topic_filter, paho.error_string(rc))
+            log.warning(
+                "subscribe to %s deferred to the next connect: %s",
+                topic_filter,
+                paho.error_string(rc),
+            )
             return
         if threading.get_ident() != self._loop_ident and not done.wait(self.connect_timeout_s):
             log.warning("no SUBACK for %s within %g s", topic_filter, self.connect_timeout_s)
 
-    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int,
-                      reason_codes: list[ReasonCode], properties: Any) -> None:
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Any,
+    ) -> None:
         for rc in reason_codes:
             if rc.is_failure:
                 log.error("broker %s refused a subscription (mid %d): %s", self.url, mid, rc)

@@ -39,9 +39,16 @@ def shelf_event(
     unit = store.items[entry.sku].unit_weight_g
     controller = next(c for c, plates in store.controller_plates.items() if plate_id in plates)
     return ShelfEvent(
-        id=event_id, event_time_s=settled_s, device_id=controller, plate_id=plate_id,
-        action="pick" if delta_g < 0 else "put", delta_g=delta_g, started_s=started_s,
-        sku=entry.sku, quantity=max(1, round(abs(delta_g) / unit)), confidence=0.9,
+        id=event_id,
+        event_time_s=settled_s,
+        device_id=controller,
+        plate_id=plate_id,
+        action="pick" if delta_g < 0 else "put",
+        delta_g=delta_g,
+        started_s=started_s,
+        sku=entry.sku,
+        quantity=max(1, round(abs(delta_g) / unit)),
+        confidence=0.9,
         noise_g=noise_g,
     )
 
@@ -70,18 +77,31 @@ class World:
         self.events.append((T0 + t_rel_s, self._n, event))
 
     def entry(self, t_rel_s: float, token: str, event_id: str | None = None) -> None:
-        self.at(t_rel_s, GateEntry(id=event_id or f"in-{token}", event_time_s=T0 + t_rel_s,
-                                   device_id="gate-in", token=token))
+        self.at(
+            t_rel_s,
+            GateEntry(
+                id=event_id or f"in-{token}",
+                event_time_s=T0 + t_rel_s,
+                device_id="gate-in",
+                token=token,
+            ),
+        )
 
     def exit(self, t_rel_s: float, token: str | None = None, event_id: str | None = None) -> None:
         eid = event_id or f"out-{t_rel_s:.2f}"
-        self.at(t_rel_s, GateExit(id=eid, event_time_s=T0 + t_rel_s, device_id="gate-out",
-                                  token=token))
+        self.at(
+            t_rel_s, GateExit(id=eid, event_time_s=T0 + t_rel_s, device_id="gate-out", token=token)
+        )
 
-    def shelf(self, event_id: str, plate_id: str, delta_g: float, start_rel_s: float,
-              settle_rel_s: float) -> ShelfEvent:
+    def shelf(
+        self, event_id: str, plate_id: str, delta_g: float, start_rel_s: float, settle_rel_s: float
+    ) -> ShelfEvent:
         ev = shelf_event(
-            self.store, event_id, plate_id, delta_g, started_s=T0 + start_rel_s,
+            self.store,
+            event_id,
+            plate_id,
+            delta_g,
+            started_s=T0 + start_rel_s,
             settled_s=T0 + settle_rel_s,
         )
         self.at(settle_rel_s, ev)
@@ -123,7 +143,14 @@ class World:
                 ended.append(track_id)
         if points or ended:
             self._n += 1
-            publish(self.transport, "demo", TrackBatch(
-                id=f"tb-{self._n}", event_time_s=t, device_id="positioning", tracks=points,
-                ended=ended))
-
+            publish(
+                self.transport,
+                "demo",
+                TrackBatch(
+                    id=f"tb-{self._n}",
+                    event_time_s=t,
+                    device_id="positioning",
+                    tracks=points,
+                    ended=ended,
+                ),
+            )

@@ -22,14 +22,14 @@ def store() -> Store:
     return load_store(DEMO)
 
 
-
 @pytest.fixture
 def make_world(store: Store):
     """Factory: a started brain on a fresh LocalTransport, wrapped in a World."""
     made: list[StoreBrain] = []
 
-    def make(ledger: Ledger | None = None, settings: BrainSettings | None = None,
-             seed: int = 7) -> World:
+    def make(
+        ledger: Ledger | None = None, settings: BrainSettings | None = None, seed: int = 7
+    ) -> World:
         transport = LocalTransport()
         world = World(store, None, transport, np.random.default_rng(seed))  # type: ignore[arg-type]
         transport.subscribe("smartstore/#", lambda t, d: world.seen.append((t, d)))

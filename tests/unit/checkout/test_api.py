@@ -15,16 +15,55 @@ T0 = 1_800_000_000.0
 @pytest.fixture
 def client(store):
     ledger = Ledger(":memory:")
-    ledger.save_session(SessionRecord(session_id="s-a", token="a", state="bound", entered_s=T0,
-                                      entry_event_id="in-a", track_id="t1"))
-    ledger.save_session(SessionRecord(session_id="s-b", token="b", state="closed", entered_s=T0,
-                                      entry_event_id="in-b", exited_s=T0 + 9, receipt_id="r-s-b"))
+    ledger.save_session(
+        SessionRecord(
+            session_id="s-a",
+            token="a",
+            state="bound",
+            entered_s=T0,
+            entry_event_id="in-a",
+            track_id="t1",
+        )
+    )
+    ledger.save_session(
+        SessionRecord(
+            session_id="s-b",
+            token="b",
+            state="closed",
+            entered_s=T0,
+            entry_event_id="in-b",
+            exited_s=T0 + 9,
+            receipt_id="r-s-b",
+        )
+    )
     for eid, sku, n in (("c1", "SKU001", 2), ("c2", "SKU021", 1), ("c3", "SKU001", -1)):
-        ledger.append(CartEvent(id=eid, event_time_s=T0 + 1, device_id="brain", session_id="s-a",
-                                sku=sku, quantity_delta=n, confidence=0.9, source_event_id="e"))
-    ledger.save_receipt(Receipt(id="r-s-b", event_time_s=T0 + 10, device_id="brain",
-                                session_id="s-b", token="b", entered_s=T0, exited_s=T0 + 9,
-                                currency="EUR", lines=[], total_cents=0, needs_review=False))
+        ledger.append(
+            CartEvent(
+                id=eid,
+                event_time_s=T0 + 1,
+                device_id="brain",
+                session_id="s-a",
+                sku=sku,
+                quantity_delta=n,
+                confidence=0.9,
+                source_event_id="e",
+            )
+        )
+    ledger.save_receipt(
+        Receipt(
+            id="r-s-b",
+            event_time_s=T0 + 10,
+            device_id="brain",
+            session_id="s-b",
+            token="b",
+            entered_s=T0,
+            exited_s=T0 + 9,
+            currency="EUR",
+            lines=[],
+            total_cents=0,
+            needs_review=False,
+        )
+    )
     with TestClient(create_app(ledger, store)) as c:
         yield c
     ledger.close()
@@ -35,8 +74,9 @@ def test_health(client) -> None:
     assert body == {"status": "ok", "store_id": "demo", "open_sessions": 1}
 
 
-@pytest.mark.parametrize(("query", "ids"), [("", ["s-a", "s-b"]), ("?state=open", ["s-a"]),
-                                           ("?state=closed", ["s-b"])])
+@pytest.mark.parametrize(
+    ("query", "ids"), [("", ["s-a", "s-b"]), ("?state=open", ["s-a"]), ("?state=closed", ["s-b"])]
+)
 def test_sessions_by_state(client, query, ids) -> None:
     assert [s["session_id"] for s in client.get(f"/sessions{query}").json()] == ids
 

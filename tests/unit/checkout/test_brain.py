@@ -19,9 +19,18 @@ STAND_G03 = (3.0, 5.0)  # in front of g03-s1-p1 (SKU013 penne), north aisle
 
 def one_visit(world: World, token: str = "tok-a", track: str = "trk-a") -> None:
     """Scan in at 1 s, stand at g01 4-12 s, stand at g03 14-20 s, exit at 30 s."""
-    world.walk(track, (0.5, 1.8, 0.6), (4.0, *STAND_P1), (12.0, *STAND_P1), (13.0, 2.0, 3.0),
-               (13.5, 2.0, 5.0), (14.0, *STAND_G03), (20.0, *STAND_G03), (29.0, 14.2, 1.0),
-               (30.0, *EXIT_XY))
+    world.walk(
+        track,
+        (0.5, 1.8, 0.6),
+        (4.0, *STAND_P1),
+        (12.0, *STAND_P1),
+        (13.0, 2.0, 3.0),
+        (13.5, 2.0, 5.0),
+        (14.0, *STAND_G03),
+        (20.0, *STAND_G03),
+        (29.0, 14.2, 1.0),
+        (30.0, *EXIT_XY),
+    )
     world.entry(1.0, token)
     world.exit(30.0)
 
@@ -112,11 +121,27 @@ def test_a_wrong_plate_put_back_is_remembered_and_picked_again(make_world) -> No
     world.shelf("take", "g03-s1-p1", -512.0, 15.0, 16.0)  # penne into the cart ...
     world.shelf("drop", "g01-s1-p1", 512.0, 21.5, 22.0)  # ... later left on the water plate
     # a second shopper picks it up from the water plate
-    world.walk("trk-b", (4.5, 1.8, 0.6), (6.0, 1.0, 1.5), (22.5, 1.0, 1.5), (23.5, *STAND_P1),
-               (26.0, *STAND_P1), (35.0, *EXIT_XY))
+    world.walk(
+        "trk-b",
+        (4.5, 1.8, 0.6),
+        (6.0, 1.0, 1.5),
+        (22.5, 1.0, 1.5),
+        (23.5, *STAND_P1),
+        (26.0, *STAND_P1),
+        (35.0, *EXIT_XY),
+    )
     world.entry(5.0, "tok-b")
-    world.walk("trk-a", (0.5, 1.8, 0.6), (4.0, 3.0, 1.5), (14.0, *STAND_G03), (17.0, *STAND_G03),
-               (21.0, *STAND_P1), (22.5, *STAND_P1), (23.0, 6.0, 2.0), (30.0, *EXIT_XY))
+    world.walk(
+        "trk-a",
+        (0.5, 1.8, 0.6),
+        (4.0, 3.0, 1.5),
+        (14.0, *STAND_G03),
+        (17.0, *STAND_G03),
+        (21.0, *STAND_P1),
+        (22.5, *STAND_P1),
+        (23.0, 6.0, 2.0),
+        (30.0, *EXIT_XY),
+    )
     world.shelf("again", "g01-s1-p1", -511.5, 24.0, 25.0)
     world.exit(35.0)
     world.run(40.0)
@@ -138,17 +163,26 @@ def test_two_shoppers_side_by_side_each_get_their_pick(make_world) -> None:
     world.exit(18.0)
     world.exit(19.0)
     world.run(25.0)
-    carts = {r.session_id: [(line.sku, line.quantity) for line in r.lines]
-             for r in world.brain.receipts}
-    assert carts == {session_id_for("tok-a"): [("SKU001", 1)],
-                     session_id_for("tok-b"): [("SKU002", 1)]}
+    carts = {
+        r.session_id: [(line.sku, line.quantity) for line in r.lines] for r in world.brain.receipts
+    }
+    assert carts == {
+        session_id_for("tok-a"): [("SKU001", 1)],
+        session_id_for("tok-b"): [("SKU002", 1)],
+    }
 
 
 def test_a_receipt_waits_for_a_shelf_event_that_started_before_the_exit(make_world) -> None:
     settings = BrainSettings(attribution_delay_s=0.3, receipt_grace_s=0.5)
     world = make_world(settings=settings)
-    world.walk("trk-a", (0.5, 1.8, 0.6), (4.0, *STAND_P1), (11.0, *STAND_P1),
-               (11.5, 13.4, 1.0), (12.0, *EXIT_XY))
+    world.walk(
+        "trk-a",
+        (0.5, 1.8, 0.6),
+        (4.0, *STAND_P1),
+        (11.0, *STAND_P1),
+        (11.5, 13.4, 1.0),
+        (12.0, *EXIT_XY),
+    )
     world.entry(1.0, "tok-a")
     world.shelf("slow", "g01-s1-p1", -522.0, 9.5, 12.4)  # settles after the exit, decided 12.7
     world.exit(12.0)
@@ -162,14 +196,19 @@ def test_a_receipt_waits_for_a_shelf_event_that_started_before_the_exit(make_wor
 
 def test_a_shelf_event_for_a_receipted_session_is_dead_lettered(make_world, store) -> None:
     world = make_world()
-    world.walk("trk-a", (0.5, 1.8, 0.6), (4.0, *STAND_P1), (10.0, *STAND_P1),
-               (12.0, 13.4, 1.0), (12.5, *EXIT_XY))
+    world.walk(
+        "trk-a",
+        (0.5, 1.8, 0.6),
+        (4.0, *STAND_P1),
+        (10.0, *STAND_P1),
+        (12.0, 13.4, 1.0),
+        (12.5, *EXIT_XY),
+    )
     world.entry(1.0, "tok-a")
     world.exit(12.5)
     world.run(20.0)
     assert len(world.brain.receipts) == 1
-    late = shelf_event(store, "late", "g01-s1-p1", -522.0, started_s=T0 + 8.0,
-                       settled_s=T0 + 9.0)
+    late = shelf_event(store, "late", "g01-s1-p1", -522.0, started_s=T0 + 8.0, settled_s=T0 + 9.0)
     publish(world.transport, "demo", late)
     world.run(22.0)
     assert world.brain.ledger.cart(session_id_for("tok-a")) == {}
@@ -204,8 +243,7 @@ def test_unknown_plates_and_reused_tokens_are_dead_lettered(make_world, store) -
     world.entry(1.0, "tok-x")
     world.exit(2.0, token="tok-x")
     world.run(4.0)
-    bad = shelf_event(store, "bad", "g01-s1-p1", -522.0, started_s=T0 + 3.0,
-                      settled_s=T0 + 3.5)
+    bad = shelf_event(store, "bad", "g01-s1-p1", -522.0, started_s=T0 + 3.0, settled_s=T0 + 3.5)
     publish(world.transport, "demo", bad.model_copy(update={"plate_id": "g02-s1-p1"}))
     world.entry(4.5, "tok-x", event_id="in-again")
     world.run(6.0)

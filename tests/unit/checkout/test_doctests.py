@@ -7,8 +7,14 @@ import importlib
 
 import pytest
 
-MODULES = ["checkout.api", "checkout.brain", "checkout.fusion", "checkout.ids", "checkout.ledger",
-           "checkout.tracks"]
+MODULES = [
+    "checkout.api",
+    "checkout.brain",
+    "checkout.fusion",
+    "checkout.ids",
+    "checkout.ledger",
+    "checkout.tracks",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

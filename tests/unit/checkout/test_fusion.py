@@ -22,8 +22,9 @@ PLATE = "g01-s1-p1"  # front edge y = 3.5, x 2.5-3.5, stocks SKU001 (522 g)
 
 
 def distances(store: Store, plate: str, xs: np.ndarray, ys: np.ndarray) -> float:
-    value = mean_distance_m(store.distance_to_plate_m(plate, float(x), float(y))
-                            for x, y in zip(xs, ys, strict=True))
+    value = mean_distance_m(
+        store.distance_to_plate_m(plate, float(x), float(y)) for x, y in zip(xs, ys, strict=True)
+    )
     assert value is not None
     return value
 
@@ -37,8 +38,14 @@ def standing(rng: np.random.Generator, x: float, y: float, n: int = 10, noise: f
     [
         ("one shopper", {"a": (3.0, 3.0)}, PLATE, "a", 0.9, 1.0),
         ("side by side, a in front", {"a": (3.0, 2.9), "b": (4.0, 2.9)}, PLATE, "a", 0.6, 0.97),
-        ("side by side, b in front", {"a": (3.0, 2.9), "b": (4.0, 2.9)}, "g01-s1-p2", "b", 0.6,
-         0.97),
+        (
+            "side by side, b in front",
+            {"a": (3.0, 2.9), "b": (4.0, 2.9)},
+            "g01-s1-p2",
+            "b",
+            0.6,
+            0.97,
+        ),
         ("shoulder to shoulder", {"a": (3.4, 3.0), "b": (3.6, 3.0)}, PLATE, "a", 0.0, 0.69),
         ("nobody in reach", {"a": (3.0, 1.5), "b": (9.0, 3.0)}, PLATE, None, 0.0, 0.0),
     ],
@@ -57,8 +64,10 @@ def test_a_standing_shopper_beats_one_walking_past(store) -> None:
     passer_x = np.linspace(0.5, 5.5, n) + rng.normal(0, 0.1, n)
     passer_y = np.full(n, 3.0) + rng.normal(0, 0.1, n)
     stander = standing(rng, 3.0, 2.9, n)
-    seen = {"passer": distances(store, PLATE, passer_x, passer_y),
-            "stander": distances(store, PLATE, *stander)}
+    seen = {
+        "passer": distances(store, PLATE, passer_x, passer_y),
+        "stander": distances(store, PLATE, *stander),
+    }
     got = attribute(seen, reach_m=store.reach_m, margin_m=S.reach_margin_m)
     assert got.session_id == "stander"
     # The passer's *mean position* sits right in front of the plate, nearer than the stander:
@@ -100,8 +109,14 @@ def item(store: Store, sku: str):
     ],
 )
 def test_pick_interpretation(store, *, case, weight_g, foreign, sku, qty, min_conf) -> None:
-    got = interpret_pick(weight_g, 2.0, own=item(store, "SKU001"), foreign_on_plate=foreign,
-                         items=store.items, settings=S)
+    got = interpret_pick(
+        weight_g,
+        2.0,
+        own=item(store, "SKU001"),
+        foreign_on_plate=foreign,
+        items=store.items,
+        settings=S,
+    )
     assert (got.sku, got.quantity_delta) == (sku, qty), (case, got)
     conf = min(got.weight_confidence, got.sku_confidence)
     assert conf >= min_conf, (case, got)
@@ -116,14 +131,38 @@ def test_pick_interpretation(store, *, case, weight_g, foreign, sku, qty, min_co
     [
         ("put back on its own plate", 523.0, {"SKU001": 2}, "SKU001", "SKU001", -1, {}, (0.95, 1)),
         ("put back 2 of 3", 1046.0, {"SKU001": 3}, "SKU001", "SKU001", -2, {}, (0.95, 1)),
-        ("wrong-plate put-back", 512.0, {"SKU001": 1, "SKU013": 1}, "SKU001", "SKU013", -1,
-         {"SKU013": 1}, (0.85, 1)),
+        (
+            "wrong-plate put-back",
+            512.0,
+            {"SKU001": 1, "SKU013": 1},
+            "SKU001",
+            "SKU013",
+            -1,
+            {"SKU013": 1},
+            (0.85, 1),
+        ),
         # Still and sparkling water in one cart: weight cannot tell them apart, so the
         # own-plate choice stays below review_below and the visit is reviewed.
-        ("near-equal, own plate", 523.0, {"SKU001": 1, "SKU002": 1}, "SKU001", "SKU001", -1, {},
-         (0.5, 0.69)),
-        ("near-equal, other plate", 523.0, {"SKU001": 1, "SKU002": 1}, "SKU003", None, -1, None,
-         (0.0, 0.6)),
+        (
+            "near-equal, own plate",
+            523.0,
+            {"SKU001": 1, "SKU002": 1},
+            "SKU001",
+            "SKU001",
+            -1,
+            {},
+            (0.5, 0.69),
+        ),
+        (
+            "near-equal, other plate",
+            523.0,
+            {"SKU001": 1, "SKU002": 1},
+            "SKU003",
+            None,
+            -1,
+            None,
+            (0.0, 0.6),
+        ),
         ("fits nothing in the cart", 104.0, {"SKU001": 1}, "SKU001", None, 0, {}, (0.0, 0.0)),
         ("more than the cart holds", 1044.0, {"SKU001": 1}, "SKU001", None, 0, {}, (0.0, 0.0)),
     ],
@@ -159,3 +198,24 @@ def test_fit_picks_the_closest_whole_count(store) -> None:
 
 def test_line_confidence_is_the_weakest_evidence() -> None:
     assert line_confidence(0.9, 0.6, 1.0) == 0.6
+
+
+def test_a_unit_put_back_is_matched_to_the_weight_it_had_when_picked(store) -> None:
+    # Still (522 g) and sparkling (524 g) water are less than a catalog sigma apart. This
+    # shopper holds two still and one sparkling, a light unit that weighed 516 g when
+    # picked, and puts 515 g back on the sparkling plate. Catalog weights alone say a
+    # still water was left there; the weight measured at the pick says the sparkling
+    # unit came home.
+    cart = {"SKU001": 2, "SKU002": 1}
+    blind = interpret_put(515.0, 2.0, own_sku="SKU002", cart=cart, items=store.items, settings=S)
+    seen = interpret_put(
+        515.0,
+        2.0,
+        own_sku="SKU002",
+        cart=cart,
+        items=store.items,
+        settings=S,
+        picked_unit_weights_g={"SKU001": [521.5, 520.0], "SKU002": [516.0]},
+    )
+    assert blind.sku == "SKU001" and blind.plate_foreign_delta == {"SKU001": 1}
+    assert seen.sku == "SKU002" and seen.plate_foreign_delta == {}

@@ -11,8 +11,16 @@ T0 = 1_800_000_000.0
 
 
 def line(eid: str, sku: str, delta: int, sid: str = "s-a", conf: float = 0.9) -> CartEvent:
-    return CartEvent(id=eid, event_time_s=T0, device_id="brain", session_id=sid, sku=sku,
-                     quantity_delta=delta, confidence=conf, source_event_id=f"e-{eid}")
+    return CartEvent(
+        id=eid,
+        event_time_s=T0,
+        device_id="brain",
+        session_id=sid,
+        sku=sku,
+        quantity_delta=delta,
+        confidence=conf,
+        source_event_id=f"e-{eid}",
+    )
 
 
 def test_a_cart_is_a_fold_over_idempotent_lines() -> None:
@@ -29,10 +37,17 @@ def test_a_cart_is_a_fold_over_idempotent_lines() -> None:
 
 def test_sessions_round_trip_and_filter_by_state() -> None:
     ledger = Ledger(":memory:")
-    a = SessionRecord(session_id="s-a", token="a", state="bound", entered_s=T0,
-                      entry_event_id="in-a", track_id="t1")
-    b = SessionRecord(session_id="s-b", token="b", state="open", entered_s=T0 + 1,
-                      entry_event_id="in-b")
+    a = SessionRecord(
+        session_id="s-a",
+        token="a",
+        state="bound",
+        entered_s=T0,
+        entry_event_id="in-a",
+        track_id="t1",
+    )
+    b = SessionRecord(
+        session_id="s-b", token="b", state="open", entered_s=T0 + 1, entry_event_id="in-b"
+    )
     ledger.save_session(a)
     ledger.save_session(b)
     a.state, a.exited_s = "closed", T0 + 60
@@ -48,9 +63,19 @@ def test_sessions_round_trip_and_filter_by_state() -> None:
 
 def test_one_receipt_per_session() -> None:
     ledger = Ledger(":memory:")
-    r = Receipt(id="r-s-a", event_time_s=T0 + 61, device_id="brain", session_id="s-a", token="a",
-                entered_s=T0, exited_s=T0 + 60, currency="EUR", lines=[], total_cents=0,
-                needs_review=False)
+    r = Receipt(
+        id="r-s-a",
+        event_time_s=T0 + 61,
+        device_id="brain",
+        session_id="s-a",
+        token="a",
+        entered_s=T0,
+        exited_s=T0 + 60,
+        currency="EUR",
+        lines=[],
+        total_cents=0,
+        needs_review=False,
+    )
     assert ledger.save_receipt(r)
     assert not ledger.save_receipt(r.model_copy(update={"id": "r-other"}))
     assert ledger.receipts() == [r] and ledger.receipt("r-s-a") == r
@@ -59,8 +84,9 @@ def test_one_receipt_per_session() -> None:
 
 def test_decisions_and_plate_memory() -> None:
     ledger = Ledger(":memory:")
-    d = ShelfDecision(event_id="e1", session_id=None, outcome="unattributed", reason="nobody",
-                      event_time_s=T0)
+    d = ShelfDecision(
+        event_id="e1", session_id=None, outcome="unattributed", reason="nobody", event_time_s=T0
+    )
     assert ledger.record_decision(d) and not ledger.record_decision(d)
     assert ledger.decided("e1") and not ledger.decided("e2")
     assert [u.event_id for u in ledger.unattributed()] == ["e1"]

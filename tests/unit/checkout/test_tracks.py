@@ -11,9 +11,13 @@ T0 = 1_800_000_000.0
 
 
 def batch(t: float, points: dict[str, tuple[float, float]], ended=()) -> TrackBatch:
-    return TrackBatch(id=f"b{t}", event_time_s=t, device_id="positioning",
-                      tracks=[TrackPoint(track_id=k, x_m=x, y_m=y) for k, (x, y) in points.items()],
-                      ended=list(ended))
+    return TrackBatch(
+        id=f"b{t}",
+        event_time_s=t,
+        device_id="positioning",
+        tracks=[TrackPoint(track_id=k, x_m=x, y_m=y) for k, (x, y) in points.items()],
+        ended=list(ended),
+    )
 
 
 def test_observe_reports_new_tracks_and_first_sightings() -> None:

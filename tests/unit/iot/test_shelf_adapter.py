@@ -11,7 +11,7 @@ import pytest
 
 from iot.bus import LocalTransport, publish
 from iot.payloads import DeadLetter, PlateSamples, ShelfEvent, ShelfSamples
-from iot.shelf import ShelfAdapter
+from iot.shelf import PlateChange, ShelfAdapter
 from iot.store import Store, load_store
 
 T0 = 1.8e9
@@ -35,10 +35,13 @@ class Rig:
         self.bus = LocalTransport()
         self.events: list[ShelfEvent] = []
         self.letters: list[DeadLetter] = []
-        self.bus.subscribe("smartstore/demo/shelf/+/events",
-                           lambda t, d: self.events.append(ShelfEvent.model_validate_json(d)))
-        self.bus.subscribe(DL_TOPIC,
-                           lambda t, d: self.letters.append(DeadLetter.model_validate_json(d)))
+        self.bus.subscribe(
+            "smartstore/demo/shelf/+/events",
+            lambda t, d: self.events.append(ShelfEvent.model_validate_json(d)),
+        )
+        self.bus.subscribe(
+            DL_TOPIC, lambda t, d: self.letters.append(DeadLetter.model_validate_json(d))
+        )
         self.adapter = ShelfAdapter(store, self.bus, now=lambda: T0)
         self.adapter.start()
         self.rng = np.random.default_rng(5)
@@ -55,16 +58,22 @@ class Rig:
     def send(self, levels: dict[str, float], seconds: float, ctl: str = CTL) -> None:
         """Stream noisy samples at the given plate levels for ``seconds``."""
         for _ in range(round(seconds * RATE / BATCH)):
-            plates = [PlateSamples(plate_id=p,
-                                   weights_g=(lv + self.rng.normal(0, 2.0, BATCH)).tolist())
-                      for p, lv in levels.items()]
+            plates = [
+                PlateSamples(plate_id=p, weights_g=(lv + self.rng.normal(0, 2.0, BATCH)).tolist())
+                for p, lv in levels.items()
+            ]
             self.batch(plates, ctl)
 
     def batch(self, plates: list[PlateSamples], ctl: str = CTL, *, skip: int = 0) -> None:
         self.n += skip
         self.sent += 1
-        msg = ShelfSamples(id=f"{ctl}.b{self.sent}", event_time_s=T0 + self.n / RATE, device_id=ctl,
-                           sample_rate_hz=RATE, plates=plates)
+        msg = ShelfSamples(
+            id=f"{ctl}.b{self.sent}",
+            event_time_s=T0 + self.n / RATE,
+            device_id=ctl,
+            sample_rate_hz=RATE,
+            plates=plates,
+        )
         publish(self.bus, "demo", msg)
         self.n += BATCH
 
@@ -103,7 +112,8 @@ def test_put_on_another_controller(store: Store) -> None:
     levels["g05-s2-p2"] += 98.0  # AA batteries put back
     rig.send(levels, 3, "shelf-g05")
     assert [(e.device_id, e.plate_id, e.action, e.quantity) for e in rig.events] == [
-        ("shelf-g05", "g05-s2-p2", "put", 1)]
+        ("shelf-g05", "g05-s2-p2", "put", 1)
+    ]
 
 
 def _good(plate: str = PLATE, w: float = 13000.0) -> dict[str, object]:
@@ -111,35 +121,83 @@ def _good(plate: str = PLATE, w: float = 13000.0) -> dict[str, object]:
 
 
 def _raw_batch(device: str, t: float, plates: list[dict[str, object]], bid: str) -> bytes:
-    return json.dumps({"v": 1, "id": bid, "event_time_s": t, "device_id": device,
-                       "sample_rate_hz": RATE, "plates": plates}).encode()
+    return json.dumps(
+        {
+            "v": 1,
+            "id": bid,
+            "event_time_s": t,
+            "device_id": device,
+            "sample_rate_hz": RATE,
+            "plates": plates,
+        }
+    ).encode()
 
 
 BAD = [
     # id, topic device, payload builder(t), uses the controller's next slot, expected reasons
-    ("unknown-controller", "shelf-g99", lambda t: _raw_batch("shelf-g99", t, [_good()], "x1"),
-     False, ["unknown device"]),
-    ("plate-not-owned", CTL, lambda t: _raw_batch(CTL, t, [_good(), _good("g02-s1-p1")], "x2"),
-     True, ["plate not owned"]),
-    ("absurd-heavy", CTL, lambda t: _raw_batch(CTL, t, [_good(w=90_000.0)], "x3"),
-     True, ["weight out of range"]),
-    ("absurd-negative", CTL, lambda t: _raw_batch(CTL, t, [_good(w=-5000.0)], "x4"),
-     True, ["weight out of range"]),
-    ("duplicate-plate", CTL, lambda t: _raw_batch(CTL, t, [_good(), _good()], "x8"),
-     True, ["duplicate plate"]),
-    ("out-of-order", CTL, lambda t: _raw_batch(CTL, t - 3.0, [_good()], "x6"),
-     False, ["out of order"]),
+    (
+        "unknown-controller",
+        "shelf-g99",
+        lambda t: _raw_batch("shelf-g99", t, [_good()], "x1"),
+        False,
+        ["unknown device"],
+    ),
+    (
+        "plate-not-owned",
+        CTL,
+        lambda t: _raw_batch(CTL, t, [_good(), _good("g02-s1-p1")], "x2"),
+        True,
+        ["plate not owned"],
+    ),
+    (
+        "absurd-heavy",
+        CTL,
+        lambda t: _raw_batch(CTL, t, [_good(w=90_000.0)], "x3"),
+        True,
+        ["weight out of range"],
+    ),
+    (
+        "absurd-negative",
+        CTL,
+        lambda t: _raw_batch(CTL, t, [_good(w=-5000.0)], "x4"),
+        True,
+        ["weight out of range"],
+    ),
+    (
+        "duplicate-plate",
+        CTL,
+        lambda t: _raw_batch(CTL, t, [_good(), _good()], "x8"),
+        True,
+        ["duplicate plate"],
+    ),
+    (
+        "out-of-order",
+        CTL,
+        lambda t: _raw_batch(CTL, t - 3.0, [_good()], "x6"),
+        False,
+        ["out of order"],
+    ),
     # Refused by the Inbox before the adapter sees it: the hole it leaves is reported too.
-    ("nan-raw-json", CTL,
-     lambda t: _raw_batch(CTL, t, [_good()], "x5").replace(b"13000.0", b"NaN", 1),
-     True, ["invalid payload", "gap in samples"]),
-    ("malformed-json", CTL, lambda t: b'{"v": 1, "id": "x7", ', True,
-     ["malformed JSON", "gap in samples"]),
+    (
+        "nan-raw-json",
+        CTL,
+        lambda t: _raw_batch(CTL, t, [_good()], "x5").replace(b"13000.0", b"NaN", 1),
+        True,
+        ["invalid payload", "gap in samples"],
+    ),
+    (
+        "malformed-json",
+        CTL,
+        lambda t: b'{"v": 1, "id": "x7", ',
+        True,
+        ["malformed JSON", "gap in samples"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("device", "build", "slot", "reasons"), [b[1:] for b in BAD],
-                         ids=[b[0] for b in BAD])
+@pytest.mark.parametrize(
+    ("device", "build", "slot", "reasons"), [b[1:] for b in BAD], ids=[b[0] for b in BAD]
+)
 def test_bad_batches_are_dead_lettered(
     store: Store, device: str, build: Callable[[float], bytes], slot: bool, reasons: list[str]
 ) -> None:
@@ -194,3 +252,15 @@ def test_touch_and_noise_make_no_events(store: Store) -> None:
         rig.send(jitter, 0.2)
     rig.send(levels, 5)
     assert rig.events == [] and rig.letters == []
+
+
+def test_changes_settling_at_the_same_instant_keep_distinct_ids(store: Store) -> None:
+    # A pick and the put-back after it can both be released when a busy shelf goes
+    # quiet, at one instant; they are two events and must not collide as duplicates.
+    rig = Rig(store)
+    pick = PlateChange(started_s=T0 + 1.0, settled_s=T0 + 9.0, delta_g=-1044.0, noise_g=2.0)
+    put = PlateChange(started_s=T0 + 5.0, settled_s=T0 + 9.0, delta_g=522.0, noise_g=2.0)
+    rig.adapter._emit(CTL, PLATE, pick)
+    rig.adapter._emit(CTL, PLATE, put)
+    assert [(e.action, e.quantity) for e in rig.events] == [("pick", 2), ("put", 1)]
+    assert rig.events[0].id != rig.events[1].id

@@ -73,21 +73,38 @@ CASES = [
     ("touch", Scenario(12, [Reach(4, 0.0, press_g=500)]), UNIT, {0}, None),
     ("drift-1h", Scenario(3600, drift_g_per_h=20.0), UNIT, {0}, None),
     ("noise-only", Scenario(600, noise_g=2.0), 58.0, {0}, None),
-    ("heavy-transient", Scenario(14, [Reach(4, -58.0, press_g=800, press_s=2.5, jitter_g=40,
-                                            wobble_g=80)]), 58.0, {1}, ("pick", 1)),
+    (
+        "heavy-transient",
+        Scenario(14, [Reach(4, -58.0, press_g=800, press_s=2.5, jitter_g=40, wobble_g=80)]),
+        58.0,
+        {1},
+        ("pick", 1),
+    ),
     ("crosstalk", Scenario(120, crosstalk_g=5.0), 58.0, {0}, None),
-    ("two-quick-picks", Scenario(14, [Reach(4, -UNIT), Reach(5.6, -UNIT)]), UNIT, {1, 2},
-     ("pick", 2)),
-    ("drift-then-pick", Scenario(1800, [Reach(1700, -UNIT)], drift_g_per_h=20.0), UNIT, {1},
-     ("pick", 1)),
+    (
+        "two-quick-picks",
+        Scenario(14, [Reach(4, -UNIT), Reach(5.6, -UNIT)]),
+        UNIT,
+        {1, 2},
+        ("pick", 2),
+    ),
+    (
+        "drift-then-pick",
+        Scenario(1800, [Reach(1700, -UNIT)], drift_g_per_h=20.0),
+        UNIT,
+        {1},
+        ("pick", 1),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("scenario", "unit_g", "counts", "net"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("scenario", "unit_g", "counts", "net"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_detector_table(scenario: Scenario, unit_g: float, counts: set[int],
-                        net: tuple[str, int] | None, seed: int) -> None:
+def test_detector_table(
+    scenario: Scenario, unit_g: float, counts: set[int], net: tuple[str, int] | None, seed: int
+) -> None:
     changes = run(scenario, unit_g, seed)
     assert len(changes) in counts, changes
     if net is None:
@@ -101,8 +118,10 @@ def test_detector_table(scenario: Scenario, unit_g: float, counts: set[int],
         assert ("pick" if c.delta_g < 0 else "put") == action
         assert c.started_s <= c.settled_s
         assert 0.5 < c.noise_g < 4.0  # the measured noise tracks the true 2 g
-    q = sum(read_quantity(c.delta_g, unit_weight_g=unit_g, tolerance_g=TOL,
-                          noise_g=c.noise_g)[0] for c in changes)
+    q = sum(
+        read_quantity(c.delta_g, unit_weight_g=unit_g, tolerance_g=TOL, noise_g=c.noise_g)[0]
+        for c in changes
+    )
     assert q == quantity
 
 
@@ -124,22 +143,31 @@ def test_confidence_lower_between_whole_numbers() -> None:
     assert near_half[1] < 0.6  # posterior between 1 and 2 units is about a half
     # End to end: a change of 1.5 units through the detector reads with low confidence.
     (change,) = run(Scenario(12, [Reach(4, -1.5 * UNIT)]), UNIT, seed=3)
-    _, conf = read_quantity(change.delta_g, unit_weight_g=UNIT, tolerance_g=TOL,
-                            noise_g=change.noise_g)
+    _, conf = read_quantity(
+        change.delta_g, unit_weight_g=UNIT, tolerance_g=TOL, noise_g=change.noise_g
+    )
     assert conf < 0.1
 
 
 def test_confidence_drops_with_misfit() -> None:
-    confs = [read_quantity(-(350.0 + e), unit_weight_g=350.0, tolerance_g=2.0, noise_g=2.0)[1]
-             for e in (0.0, 3.0, 8.0, 20.0)]
+    confs = [
+        read_quantity(-(350.0 + e), unit_weight_g=350.0, tolerance_g=2.0, noise_g=2.0)[1]
+        for e in (0.0, 3.0, 8.0, 20.0)
+    ]
     assert confs == sorted(confs, reverse=True)
     assert confs[0] > 0.95 and confs[-1] < 0.05
 
 
-@pytest.mark.parametrize(("delta", "unit", "expected"), [
-    (-58.0, 58.0, 1), (-116.5, 58.0, 2), (1044.0, 522.0, 2), (-10.0, 58.0, 1),
-    (-3 * 1065.0, 1065.0, 3),
-])
+@pytest.mark.parametrize(
+    ("delta", "unit", "expected"),
+    [
+        (-58.0, 58.0, 1),
+        (-116.5, 58.0, 2),
+        (1044.0, 522.0, 2),
+        (-10.0, 58.0, 1),
+        (-3 * 1065.0, 1065.0, 3),
+    ],
+)
 def test_quantity_is_nearest_whole_number(delta: float, unit: float, expected: int) -> None:
     assert read_quantity(delta, unit_weight_g=unit, tolerance_g=2.0, noise_g=2.0)[0] == expected
 
@@ -163,9 +191,13 @@ def test_interrupt_measures_change_across_a_hole() -> None:
     assert len(changes) == 1 and changes[0].delta_g == pytest.approx(-350.0)
 
 
-@pytest.mark.parametrize(("t", "w", "match"), [
-    (T0 - 1, 1.0, "not after"), (T0 + 1, float("nan"), "not finite"),
-])
+@pytest.mark.parametrize(
+    ("t", "w", "match"),
+    [
+        (T0 - 1, 1.0, "not after"),
+        (T0 + 1, float("nan"), "not finite"),
+    ],
+)
 def test_bad_samples_raise(t: float, w: float, match: str) -> None:
     det = PlateChangeDetector()
     det.update(T0, 100.0)
@@ -187,7 +219,7 @@ def test_feed_in_batches_matches_sample_by_sample(batch: int) -> None:
     expected = [c for c in map(one.update, t.tolist(), w.tolist()) if c]
     got: list[PlateChange] = []
     for k in range(0, len(w), batch):
-        got += many.feed(float(t[k]), 1 / sc.rate_hz, w[k:k + batch].tolist())
+        got += many.feed(float(t[k]), 1 / sc.rate_hz, w[k : k + batch].tolist())
     assert len(got) == len(expected) == 2
     for g, e in zip(got, expected, strict=True):
         assert g.settled_s == pytest.approx(e.settled_s)
