@@ -54,7 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="run a scenario in simulated time and score the receipts")
     e.add_argument("scenario", help="scenario file, e.g. scenarios/normal.yaml")
     e.add_argument("--json", dest="json_out", default=None, help="write the metrics as JSON here")
-    e.add_argument("--truth", default=None, help="write the ground truth as JSON here")
+    e.add_argument(
+        "--truth",
+        default=None,
+        help="write the ground truth as JSON here (default: beside --json, as NAME.truth.json)",
+    )
     e.add_argument("--db", default=None, help="keep the SQLite ledger in this file")
     e.add_argument("--seed", type=int, default=None, help="replace the scenario's seed")
     e.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -110,10 +114,13 @@ def _demo(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from smartstore.evaluate import format_table, run_eval
 
+    truth = args.truth
+    if truth is None and args.json_out:
+        truth = str(Path(args.json_out).with_suffix(".truth.json"))
     result = run_eval(
         args.scenario,
         db_path=args.db,
-        truth_path=args.truth,
+        truth_path=truth,
         seed=args.seed,
         progress=None if args.quiet else sys.stderr,
     )
@@ -123,6 +130,8 @@ def _eval(args: argparse.Namespace) -> int:
         payload = {**result.metrics, "scenario": str(args.scenario), "brain": result.brain_stats}
         Path(args.json_out).write_text(json.dumps(payload, indent=2, default=str) + "\n")
         print(f"metrics written to {args.json_out}")
+    if truth:
+        print(f"ground truth written to {truth}")
     return 0
 
 

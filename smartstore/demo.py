@@ -63,7 +63,9 @@ def run_demo(
         # The twin replays the same visits every run, so each demo starts a fresh ledger.
         _remove_ledger(Path(db_path))
         ledger = Ledger(str(db_path))
-        print(f"ledger (SQLite) at {db_path}", file=out)
+        truth_path = Path(db_path).with_suffix(".truth.json")
+        twin.truth.write_json(truth_path)
+        print(f"ledger (SQLite) at {db_path}, the twin's ground truth at {truth_path}", file=out)
         stack.callback(ledger.close)
         brain_tx = _service_transport(
             stack, store, broker_url, clock, kind="brain", service_id="brain"
