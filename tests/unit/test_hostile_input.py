@@ -29,6 +29,22 @@ SKU = STORE.planogram_by_plate[PLATE].sku
 UNIT_G = STORE.items[SKU].unit_weight_g
 
 
+# The one unit the shopper takes, as the shelf adapter reports it.
+PICK = ShelfEvent(
+    id="pick-1",
+    event_time_s=T0 + 3.5,
+    device_id="shelf-g01",
+    plate_id=PLATE,
+    action="pick",
+    delta_g=-UNIT_G,
+    started_s=T0 + 2.0,
+    sku=SKU,
+    quantity=1,
+    confidence=0.95,
+    noise_g=2.0,
+)
+
+
 class Visit:
     """One shopper who has picked one unit, with the brain and the shelf adapter running."""
 
@@ -48,23 +64,7 @@ class Visit:
         )
         self.walk((1.8, 0.6), T0, T0 + 1.0)
         self.walk((3.0, 3.05), T0 + 1.0, T0 + 5.0)
-        publish(
-            self.bus,
-            "demo",
-            ShelfEvent(
-                id="pick-1",
-                event_time_s=T0 + 3.5,
-                device_id="shelf-g01",
-                plate_id=PLATE,
-                action="pick",
-                delta_g=-UNIT_G,
-                started_s=T0 + 2.0,
-                sku=SKU,
-                quantity=1,
-                confidence=0.95,
-                noise_g=2.0,
-            ),
-        )
+        publish(self.bus, "demo", PICK)
         self.tick(T0 + 5.0)
 
     def walk(self, xy: tuple[float, float], t0: float, t1: float) -> None:
@@ -185,19 +185,7 @@ def test_refused_input_never_changes_a_cart(messages: list[tuple[str, bytes]]) -
 
 def test_replays_and_clocks_running_ahead_are_refused() -> None:
     visit = Visit()
-    pick = ShelfEvent(
-        id="pick-1",
-        event_time_s=T0 + 3.5,
-        device_id="shelf-g01",
-        plate_id=PLATE,
-        action="pick",
-        delta_g=-UNIT_G,
-        started_s=T0 + 2.0,
-        sku=SKU,
-        quantity=1,
-        confidence=0.95,
-        noise_g=2.0,
-    )
+    pick = PICK
     publish(visit.bus, "demo", pick)  # QoS 1 redelivery of the same event
     future = pick.model_copy(
         update={"id": "pick-2", "event_time_s": T0 + 3600, "started_s": T0 + 3599}
