@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 
 _EPOCH_FLOOR_S = 946_684_800.0  # the earliest event time a payload accepts
 _PRUNE_EVERY_S = 5.0
+_RECENT_RECEIPTS = 10_000  # receipts kept in memory; the ledger keeps them all
 
 _Handler = Callable[[Message], None]
 _Outcome = Literal["cart", "unattributed", "unexplained", "late"]
@@ -485,6 +486,8 @@ class StoreBrain:
         if self.ledger.save_receipt(receipt):
             publish(self.transport, self.store.store_id, receipt)
             self.receipts.append(receipt)
+            if len(self.receipts) > _RECENT_RECEIPTS:  # a long-running brain must not grow
+                del self.receipts[: len(self.receipts) - _RECENT_RECEIPTS]
             self._counts["receipts"] += 1
             self._counts["receipts_needing_review"] += int(receipt.needs_review)
             log.info(
