@@ -1,6 +1,6 @@
-"""Edge vision: camera sources, ONNX detectors, trackers, shelf interactions.
+"""Edge vision: ONNX detectors, multi-object tracking, MOT evaluation.
 
-Empty until the vision issue: until then the twin's simulated positioning
-feed publishes shopper tracks on the same ``tracks`` topic the camera tracker
-will fill.
+Cameras, floor projection and shelf interactions arrive with the rest of the
+vision issue; until then the twin's simulated positioning feed publishes
+shopper tracks on the ``tracks`` topic the camera tracker will fill.
 """
