@@ -63,6 +63,23 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=None, help="replace the scenario's seed")
     e.add_argument("--quiet", action="store_true", help="no progress lines")
 
+    m = sub.add_parser("eval-mot", help="track MOT-format sequences from det.txt and score them")
+    m.add_argument("root", help="folder of MOT sequences, e.g. ../shared/data/mot15")
+    m.add_argument("sequences", nargs="*", help="sequence names (default: every one under root)")
+    m.add_argument("--json", dest="json_out", default=None, help="write the metrics as JSON here")
+
+    d2 = sub.add_parser("eval-detector", help="person detection recall on MOT-format frames")
+    d2.add_argument("sequence_dirs", nargs="+", help="MOT sequence folders with img1/ and gt/")
+    d2.add_argument(
+        "--model",
+        default=str(REPO / "models" / "manifests" / "yolox_nano.yaml"),
+        help="model manifest (default: models/manifests/yolox_nano.yaml)",
+    )
+    d2.add_argument("--model-dir", required=True, help="folder holding the manifest's ONNX file")
+    d2.add_argument("--score", type=float, default=0.3, help="score threshold (default 0.3)")
+    d2.add_argument("--max-frames", type=int, default=None, help="score only the first N frames")
+    d2.add_argument("--json", dest="json_out", default=None, help="write the figures as JSON here")
+
     c = sub.add_parser("check-store", help="validate a store file and summarise it")
     c.add_argument("store", help="store file, e.g. stores/demo.yaml")
 
@@ -81,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "eval-mot":
+            return _eval_mot(args)
+        if args.command == "eval-detector":
+            return _eval_detector(args)
         if args.command == "topics":
             from iot.topics import topics_markdown
 
@@ -133,6 +154,55 @@ def _eval(args: argparse.Namespace) -> int:
     if truth:
         print(f"ground truth written to {truth}")
     return 0
+
+
+def _eval_mot(args: argparse.Namespace) -> int:
+    from vision.mot import run_eval_mot
+    from vision.tracking import TrackerSettings
+
+    result = run_eval_mot(Path(args.root), args.sequences or None, TrackerSettings())
+    keys = ("mota", "idf1", "switches", "false_positives", "misses", "precision", "recall")
+    print(f"{'sequence':<16}" + "".join(f"{k:>16}" for k in keys))
+    rows = {**result["sequences"], "overall": result["overall"]}
+    for name, metrics in rows.items():
+        cells = "".join(_cell(metrics.get(k)) for k in keys)
+        print(f"{name:<16}{cells}")
+    _write_json(args.json_out, result)
+    return 0
+
+
+def _eval_detector(args: argparse.Namespace) -> int:
+    from models import load_model
+    from vision.detect import OnnxDetector
+    from vision.recall import detection_recall
+
+    model = load_model(args.model, model_dir=args.model_dir)
+    detector = OnnxDetector.from_model(model, score_threshold=args.score)
+    results = []
+    for folder in args.sequence_dirs:
+        frames = range(1, args.max_frames + 1) if args.max_frames else None
+        r = detection_recall(folder, detector, frames=frames)
+        r.pop("per_frame", None)
+        results.append(r)
+        print(
+            f"{r['sequence']:<20} frames {r['frames']:4d}  recall {r['recall']:.3f} "
+            f"({r['matched']}/{r['gt']})  precision {r['precision']:.3f}  "
+            f"{r['ms_per_image']:.1f} ms/image"
+        )
+    _write_json(
+        args.json_out, {"model": model.manifest.name, "score": args.score, "sequences": results}
+    )
+    return 0
+
+
+def _cell(value: object) -> str:
+    return f"{value:>16.3f}" if isinstance(value, float) else f"{value!s:>16}"
+
+
+def _write_json(path: str | None, payload: object) -> None:
+    if path:
+        Path(path).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        print(f"written to {path}")
 
 
 def _check_store(args: argparse.Namespace) -> int:
