@@ -190,10 +190,33 @@ class ShelfController(_Strict):
 
 
 class Camera(_Strict):
-    id: str = Field(description="Camera device id (used by the vision issue).")
+    """A pinhole camera with its pose in the store (see ``iot.cameras`` for the maths).
+
+    Orientation: at ``yaw_deg`` 0 and ``pitch_deg`` 0 the camera looks straight
+    down with the image's right along floor +x and the image's top towards
+    floor +y. ``yaw_deg`` turns it about the vertical (counter-clockwise seen
+    from above); ``pitch_deg`` then tilts the view from straight down towards
+    the image's top (90 looks horizontally, as a shelf camera does).
+    """
+
+    id: str = Field(description="Camera device id.")
     kind: Literal["ceiling", "shelf"] = Field(
         description="Ceiling cameras track people; shelf cameras see hands."
     )
+    position_m: tuple[float, float, float] = Field(
+        default=(0.0, 0.0, 3.0), description="Optical centre (x, y, height above the floor), m."
+    )
+    yaw_deg: float = Field(
+        default=0.0, ge=-360, le=360, description="Turn about the vertical, deg."
+    )
+    pitch_deg: float = Field(
+        default=0.0, ge=0, le=120, description="Tilt from straight down towards the image top, deg."
+    )
+    focal_px: float = Field(default=300.0, gt=10, le=20_000, description="Focal length, pixels.")
+    width_px: int = Field(default=640, ge=16, le=8192, description="Image width, pixels.")
+    height_px: int = Field(default=480, ge=16, le=8192, description="Image height, pixels.")
+    fps: float = Field(default=10.0, gt=0, le=120, description="Frames per second.")
+    gondola: str | None = Field(default=None, description="For shelf cameras: the gondola watched.")
 
 
 class RfidReader(_Strict):
