@@ -3,6 +3,8 @@
 smartstore demo [--scenario FILE] [--seconds N] [--speed X] [--port P] [--broker URL]
 smartstore eval SCENARIO.yaml [--json OUT.json] [--truth TRUTH.json]
 smartstore check-store STORE.yaml
+smartstore bench vision [--json OUT.json] [--cameras N] [--seconds S] [--model-dir DIR]
+                        [--source VIDEO|FOLDER]
 smartstore topics
 """
 
@@ -80,6 +82,40 @@ def _parser() -> argparse.ArgumentParser:
     d2.add_argument("--max-frames", type=int, default=None, help="score only the first N frames")
     d2.add_argument("--json", dest="json_out", default=None, help="write the figures as JSON here")
 
+    b = sub.add_parser("bench", help="measure how fast a part runs on this machine")
+    bench_sub = b.add_subparsers(dest="bench", required=True)
+    bv = bench_sub.add_parser(
+        "vision",
+        help="detector latency and end-to-end camera-frames/s (motion gate, detector, tracker)",
+    )
+    bv.add_argument("--json", dest="json_out", default=None, help="write the figures as JSON here")
+    bv.add_argument("--cameras", type=int, default=8, help="cameras fed at once (default 8)")
+    bv.add_argument(
+        "--active-cameras",
+        type=int,
+        default=None,
+        help="cameras that see the moving clip; the rest watch a still floor (default: all)",
+    )
+    bv.add_argument(
+        "--seconds", type=float, default=5.0, help="wall seconds per measured variant (default 5)"
+    )
+    bv.add_argument(
+        "--model-dir",
+        default=str(REPO.parent / "shared" / "models"),
+        help="folder holding the ONNX file (default ../shared/models)",
+    )
+    bv.add_argument(
+        "--model",
+        default=str(REPO / "models" / "manifests" / "yolox_nano.yaml"),
+        help="model manifest (default: models/manifests/yolox_nano.yaml)",
+    )
+    bv.add_argument(
+        "--source",
+        default=None,
+        help="video file or image folder (default: shared TUD-Campus mp4, else PETS09 img1)",
+    )
+    bv.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all)")
+
     c = sub.add_parser("check-store", help="validate a store file and summarise it")
     c.add_argument("store", help="store file, e.g. stores/demo.yaml")
 
@@ -102,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             return _eval_mot(args)
         if args.command == "eval-detector":
             return _eval_detector(args)
+        if args.command == "bench":
+            return _bench(args)
         if args.command == "topics":
             from iot.topics import topics_markdown
 
@@ -192,6 +230,41 @@ def _eval_detector(args: argparse.Namespace) -> int:
     _write_json(
         args.json_out, {"model": model.manifest.name, "score": args.score, "sequences": results}
     )
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from smartstore.bench import run_vision_bench
+
+    report = run_vision_bench(
+        cameras=args.cameras,
+        seconds=args.seconds,
+        model_dir=args.model_dir,
+        manifest=args.model,
+        source=args.source,
+        active_cameras=args.active_cameras,
+        threads=args.threads,
+        progress=lambda line: print(line, file=sys.stderr),
+    )
+    print(f"{'detector':<14}{'ms/frame':>10}{'p95 ms':>10}{'frames/s':>10}")
+    for name, v in report["detector_variants"].items():
+        if v["available"]:
+            print(f"{name:<14}{v['mean_ms']:>10.1f}{v['p95_ms']:>10.1f}{v['frames_per_s']:>10.1f}")
+        else:
+            print(f"{name:<14}  unavailable: {v['reason']}")
+    print(f"\nend to end, {report['cameras']} cameras ({report['active_cameras']} active):")
+    for name, r in report["end_to_end"].items():
+        stages = " ".join(f"{k} {v:.2f}" for k, v in r["stage_ms_per_camera_frame"].items())
+        print(
+            f"{name:<16}{r['camera_fps_end_to_end']:>8.1f} camera-frames/s  detector on "
+            f"{r['detector_share']:>4.0%}  ms/camera-frame: {stages}"
+        )
+    print(
+        f"best {report['best_configuration']}: {report['camera_fps_end_to_end']:.1f} "
+        f"camera-frames/s (target {report['target_camera_fps']:.0f}); "
+        f"peak RSS {report['peak_rss_mb']:.0f} MiB"
+    )
+    _write_json(args.json_out, report)
     return 0
 
 
