@@ -1,0 +1,500 @@
+"""From camera-local person tracks to one store-level track per shopper on the floor.
+
+Two stages, both pure (no bus, no clock):
+
+1. **Projection** (:func:`project_boxes`). A ceiling camera sees a standing
+   person as a box stretched radially away from the nadir: the feet are
+   nearest the image centre, the head furthest. The box centre lies between
+   the two and is cast onto a horizontal plane at ``person_plane_height_m``.
+   For a camera ``H`` metres up and a person ``h`` tall the unbiased plane
+   height is ``H - 2 / (1/H + 1/(H - h))`` (the box centre averages the feet's
+   and the head's radial pixel offsets, which scale as ``1/H`` and
+   ``1/(H - h)``); for H = 3.4 m and h = 1.7 m that is 1.13 m, hence the
+   default of 1.1 m. Its uncertainty grows with the floor distance from the
+   camera (people are not all 1.7 m tall, so the radial offset is off in
+   proportion) and jumps for boxes cut by the image border (their centre is
+   pulled inwards).
+2. **Fusion** (:class:`FloorFusion`). Observations from every camera, each
+   tagged with its camera-local track id, update store-level tracks that run
+   a constant-velocity Kalman filter in floor metres. A camera-local id stays
+   bound to the store track it first fed (while it stays within
+   ``sticky_gate_m``), so a hand-off between overlapping cameras keeps the
+   store id; unbound observations are paired with store tracks by the exact
+   assignment of :func:`vision.assignment.match_capped`, at most one per
+   camera per track, within a gate that widens while a track coasts (short
+   occlusions are bridged). Leftovers from different cameras that agree
+   start one new track. Tracks born near an entry gate line are flagged;
+   tracks that vanish near an exit gate end at once, others after
+   ``max_coast_s``; two tracks that stay on top of each other merge.
+
+>>> from iot.store import Camera
+>>> cam = Camera(id="c", kind="ceiling", position_m=(5.0, 5.0, 3.0), focal_px=200)
+>>> xy, sigma = project_boxes(cam, np.array([[300.0, 220.0, 340.0, 260.0]]), FloorSettings())
+>>> xy.round(2).tolist(), bool(sigma[0] > 0)
+([[5.0, 5.0]], True)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from iot.cameras import camera_rotation, pixel_to_plane, world_to_pixel
+from iot.store import Camera, Store
+from vision.assignment import match_capped
+
+__all__ = [
+    "CameraObservation",
+    "FloorFusion",
+    "FloorSettings",
+    "FloorTrack",
+    "FloorUpdate",
+    "project_boxes",
+]
+
+log = logging.getLogger(__name__)
+
+
+class FloorSettings(BaseModel):
+    """Projection and fusion settings, each with its unit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    person_plane_height_m: float = Field(
+        default=1.1,
+        ge=0,
+        le=2.5,
+        description="Height of the plane the box centre is cast onto (see the module notes).",
+    )
+    pixel_sigma_px: float = Field(
+        default=4.0, gt=0, description="Uncertainty of a box centre in pixels."
+    )
+    height_sigma_m: float = Field(
+        default=0.1,
+        ge=0,
+        description="Spread of people's heights; makes the radial error grow "
+        "with the distance from the camera.",
+    )
+    border_margin_px: float = Field(
+        default=2.0, ge=0, description="A box this close to the image border counts as cut."
+    )
+    border_sigma_m: float = Field(
+        default=0.2, ge=0, description="Extra uncertainty of a box cut by the image border."
+    )
+    near_edge_height_m: float = Field(
+        default=0.0,
+        ge=0,
+        le=2.5,
+        description="Height of the plane a cut box's edge nearest the nadir is cast onto.",
+    )
+    body_radius_m: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="From a body's near edge to its centre, seen from above.",
+    )
+    accel_sigma_m_s2: float = Field(
+        default=1.5, gt=0, description="Kalman process noise: random acceleration."
+    )
+    init_speed_sigma_m_s: float = Field(
+        default=1.0, gt=0, description="Uncertainty of a new track's velocity."
+    )
+    gate_m: float = Field(
+        default=1.0, gt=0, description="Largest floor distance to pair an observation and a track."
+    )
+    sticky_gate_m: float = Field(
+        default=1.5,
+        gt=0,
+        description="A camera-local id keeps feeding its store track while within this distance.",
+    )
+    sticky_bonus_m: float = Field(
+        default=0.3,
+        ge=0,
+        description="Cost discount for a camera-local id staying with its store track.",
+    )
+    coast_gate_growth_m_per_s: float = Field(
+        default=0.8, ge=0, description="How fast the gate widens while a track goes unseen."
+    )
+    max_gate_m: float = Field(default=2.5, gt=0, description="The widest gate, m.")
+    max_coast_s: float = Field(
+        default=2.5, gt=0, description="A track unseen this long ends (bridges short occlusions)."
+    )
+    report_coast_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="A coasting track is reported at its predicted position this long; "
+        "after that it stays alive, unreported, until max_coast_s.",
+    )
+    coast_damping_per_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Velocity decay rate while coasting, so a lost track does not drift far.",
+    )
+    confirm_hits: int = Field(
+        default=2, ge=1, description="Frames with observations before a new track is reported."
+    )
+    entry_radius_m: float = Field(
+        default=1.2, gt=0, description="A track born this close to an entry gate line is flagged."
+    )
+    exit_radius_m: float = Field(
+        default=1.0, gt=0, description="A track lost this close to an exit gate line..."
+    )
+    exit_coast_s: float = Field(
+        default=0.3, ge=0, description="...ends after this long unseen, not after max_coast_s."
+    )
+    merge_m: float = Field(
+        default=0.35, gt=0, description="Two tracks closer than this for merge_s are one person."
+    )
+    merge_s: float = Field(default=0.6, ge=0, description="See merge_m.")
+    id_prefix: str = Field(
+        default="ct-", pattern=r"^[A-Za-z0-9._:-]*$", description="Prefix of store track ids."
+    )
+
+
+def project_boxes(
+    cam: Camera, xyxy: np.ndarray, settings: FloorSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """Floor points (N, 2) and their 1-sigma uncertainty (N,) in metres for person boxes.
+
+    NaN rows are boxes whose ray misses the plane (a camera tilted to look up).
+    """
+    s = settings
+    boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    centre_xy = pixel_to_plane(cam, (boxes[:, :2] + boxes[:, 2:]) / 2, s.person_plane_height_m)
+    m = s.border_margin_px
+    cut_u = (boxes[:, 0] <= m) | (boxes[:, 2] >= cam.width_px - m)
+    cut_v = (boxes[:, 1] <= m) | (boxes[:, 3] >= cam.height_px - m)
+    xy = centre_xy
+    if (cut_u | cut_v).any():
+        xy = _mix_cut_axes(cam, boxes, centre_xy, np.column_stack([cut_u, cut_v]), s)
+    depth = max(cam.position_m[2] - s.person_plane_height_m, 1e-3)
+    pixel_m = s.pixel_sigma_px * depth / cam.focal_px
+    dist = np.hypot(xy[:, 0] - cam.position_m[0], xy[:, 1] - cam.position_m[1])
+    radial = dist * s.height_sigma_m / depth
+    cut_m = np.where(cut_u | cut_v, s.border_sigma_m, 0.0)
+    return xy, np.sqrt(pixel_m**2 + radial**2 + cut_m**2)
+
+
+def _mix_cut_axes(
+    cam: Camera, boxes: np.ndarray, centre_xy: np.ndarray, cut_uv: np.ndarray, s: FloorSettings
+) -> np.ndarray:
+    """Along an image axis the border cut, trust the box's edge nearest the nadir instead.
+
+    The border cuts the far (head) end of a box; its near end is the lower
+    body, on the floor, ``body_radius_m`` short of the body's centre. The
+    image axes map to floor directions only for a downward-looking camera,
+    which ceiling cameras are; for others the mix is approximate (hence the
+    extra ``border_sigma_m``).
+    """
+    origin = np.asarray(cam.position_m, dtype=np.float64)
+    nadir_uv, seen = world_to_pixel(cam, np.array([[origin[0], origin[1], 0.0]]))
+    if not seen[0]:
+        return centre_xy
+    near_uv = np.clip(nadir_uv[0], boxes[:, :2], boxes[:, 2:])
+    near_xy = pixel_to_plane(cam, near_uv, s.near_edge_height_m)
+    radial = near_xy - origin[:2]
+    norm = np.linalg.norm(radial, axis=1, keepdims=True)
+    near_xy = (
+        near_xy + np.where(norm > 1e-6, radial / np.maximum(norm, 1e-6), 0.0) * s.body_radius_m
+    )
+    rot = camera_rotation(cam)
+    mixed = np.empty_like(centre_xy)
+    mixed[:] = origin[:2]
+    for axis in (0, 1):
+        cut = cut_uv[:, axis]
+        e = rot[:2, axis] / max(float(np.linalg.norm(rot[:2, axis])), 1e-9)
+        pick = np.where(cut[:, None], near_xy, centre_xy)
+        mixed += ((pick - origin[:2]) @ e)[:, None] * e[None, :]
+    return mixed
+
+
+@dataclass(frozen=True)
+class CameraObservation:
+    """One camera-local track's floor point this frame."""
+
+    camera_id: str
+    local_id: int
+    x_m: float
+    y_m: float
+    sigma_m: float
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.camera_id, self.local_id
+
+
+@dataclass(frozen=True)
+class FloorTrack:
+    """A reported store-level track at one instant."""
+
+    track_id: str
+    x_m: float
+    y_m: float
+    vx_m_s: float
+    vy_m_s: float
+    sigma_m: float
+    born_at_entry: bool
+    unseen_s: float
+    cameras: tuple[str, ...]
+
+    @property
+    def confidence(self) -> float:
+        """1 while observed, decaying while coasting."""
+        return float(math.exp(-self.unseen_s))
+
+
+@dataclass(frozen=True)
+class FloorUpdate:
+    """What one fusion step reports: live tracks and ids that ended now."""
+
+    time_s: float
+    tracks: list[FloorTrack]
+    ended: list[str]
+
+
+def _segment_distance(p: np.ndarray, a: Sequence[float], b: Sequence[float]) -> float:
+    pa, ba = p - np.asarray(a), np.asarray(b) - np.asarray(a)
+    t = float(np.clip(pa @ ba / max(float(ba @ ba), 1e-12), 0.0, 1.0))
+    return float(np.hypot(*(pa - t * ba)))
+
+
+@dataclass
+class _StoreTrack:
+    """Mutable state of one store track (not exported)."""
+
+    number: int
+    x: np.ndarray  # (x, y, vx, vy)
+    P: np.ndarray
+    born_s: float
+    last_seen_s: float
+    born_at_entry: bool
+    hits: int = 1
+    confirmed: bool = False
+    near_since_s: dict[int, float] = field(default_factory=dict)
+    cameras: tuple[str, ...] = ()
+
+    @property
+    def pos(self) -> np.ndarray:
+        return self.x[:2]
+
+
+class FloorFusion:
+    """Store-level tracks from camera-local observations; call :meth:`update` per frame set."""
+
+    def __init__(self, store: Store, settings: FloorSettings | None = None) -> None:
+        self.store = store
+        self.settings = settings or FloorSettings()
+        self._tracks: list[_StoreTrack] = []
+        self._owner: dict[tuple[str, int], int] = {}  # camera-local key -> store track number
+        self._next = 1
+        self._time_s: float | None = None
+        self._entry = [g.line_m for g in store.gates("entry")]
+        self._exit = [g.line_m for g in store.gates("exit")]
+
+    def track_name(self, number: int) -> str:
+        return f"{self.settings.id_prefix}{number}"
+
+    # --- one step ---
+
+    def update(self, time_s: float, observations: Sequence[CameraObservation]) -> FloorUpdate:
+        """Advance to ``time_s`` (event time) with this frame set's observations."""
+        if self._time_s is not None and time_s < self._time_s:
+            raise ValueError(
+                f"FloorFusion.update went back in time: {time_s} after {self._time_s}; "
+                "feed frame sets in event-time order"
+            )
+        dt = 0.0 if self._time_s is None else time_s - self._time_s
+        self._time_s = time_s
+        for t in self._tracks:
+            self._predict(t, dt, time_s)
+        assigned = self._associate(observations, time_s)
+        for t in self._tracks:
+            obs = assigned.get(t.number, [])
+            for o in obs:
+                self._correct(t, o)
+            t.cameras = tuple(sorted(o.camera_id for o in obs))
+            if obs:
+                t.last_seen_s = time_s
+                t.hits += 1
+                if t.hits >= self.settings.confirm_hits:
+                    t.confirmed = True
+        ended = self._merge(time_s) + self._retire(time_s)
+        report = [
+            self._report(t, time_s)
+            for t in self._tracks
+            if t.confirmed and time_s - t.last_seen_s <= self.settings.report_coast_s
+        ]
+        return FloorUpdate(time_s, report, ended)
+
+    # --- Kalman filter in floor metres ---
+
+    def _predict(self, t: _StoreTrack, dt: float, time_s: float) -> None:
+        if dt <= 0:
+            return
+        if time_s - t.last_seen_s > dt:  # coasting: let the velocity die out
+            t.x[2:] *= math.exp(-self.settings.coast_damping_per_s * dt)
+        f = np.eye(4)
+        f[0, 2] = f[1, 3] = dt
+        q1 = (
+            np.array([[dt**4 / 4, dt**3 / 2], [dt**3 / 2, dt**2]])
+            * self.settings.accel_sigma_m_s2**2
+        )
+        q = np.zeros((4, 4))
+        q[np.ix_([0, 2], [0, 2])] = q1
+        q[np.ix_([1, 3], [1, 3])] = q1
+        t.x = f @ t.x
+        t.P = f @ t.P @ f.T + q
+
+    @staticmethod
+    def _correct(t: _StoreTrack, o: CameraObservation) -> None:
+        h = np.eye(2, 4)
+        s = h @ t.P @ h.T + np.eye(2) * o.sigma_m**2
+        gain = np.linalg.solve(s, h @ t.P).T
+        t.x = t.x + gain @ (np.array([o.x_m, o.y_m]) - t.x[:2])
+        t.P = (np.eye(4) - gain @ h) @ t.P
+
+    # --- association ---
+
+    def _gate(self, t: _StoreTrack, time_s: float) -> float:
+        s = self.settings
+        return min(s.gate_m + s.coast_gate_growth_m_per_s * (time_s - t.last_seen_s), s.max_gate_m)
+
+    def _associate(
+        self, observations: Sequence[CameraObservation], time_s: float
+    ) -> dict[int, list[CameraObservation]]:
+        """Pair each camera's observations with store tracks; leftovers start new tracks.
+
+        One exact assignment per camera (so a track takes at most one
+        observation per camera). A camera-local id already bound to a track
+        pays ``sticky_bonus_m`` less to stay with it, which keeps store ids
+        through hand-offs, yet lets a camera tracker's own id swap (two people
+        crossing in one view) be undone by the floor distances.
+        """
+        assigned: dict[int, list[CameraObservation]] = {}
+        born: list[_StoreTrack] = []
+        for cam in sorted({o.camera_id for o in observations}):
+            obs = sorted((o for o in observations if o.camera_id == cam), key=lambda o: o.key)
+            rest = self._pair(obs, self._tracks, time_s, assigned)
+            rest = self._pair(rest, born, time_s, assigned)
+            for o in rest:
+                t = self._new_track(o, time_s)
+                born.append(t)
+                assigned[t.number] = [o]
+                self._owner[o.key] = t.number
+        self._tracks.extend(born)
+        return assigned
+
+    def _pair(
+        self,
+        obs: list[CameraObservation],
+        tracks: list[_StoreTrack],
+        time_s: float,
+        assigned: dict[int, list[CameraObservation]],
+    ) -> list[CameraObservation]:
+        if not obs or not tracks:
+            return obs
+        s = self.settings
+        pts = np.array([[o.x_m, o.y_m] for o in obs])
+        pos = np.array([t.pos for t in tracks])
+        dist = np.linalg.norm(pos[:, None, :] - pts[None, :, :], axis=2)
+        bound = np.array(
+            [[self._owner.get(o.key) == t.number for o in obs] for t in tracks], dtype=bool
+        )
+        gates = np.array([self._gate(t, time_s) for t in tracks])[:, None]
+        allowed = (dist <= gates) | (bound & (dist <= max(s.sticky_gate_m, s.gate_m)))
+        cost = np.where(allowed, dist + np.where(bound, 0.0, s.sticky_bonus_m), np.nan)
+        top = max(s.max_gate_m, s.sticky_gate_m) + s.sticky_bonus_m
+        rows, cols = match_capped(cost, top)
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+            t, o = tracks[r], obs[c]
+            assigned.setdefault(t.number, []).append(o)
+            self._owner[o.key] = t.number
+        used = set(cols.tolist())
+        return [o for i, o in enumerate(obs) if i not in used]
+
+    def _new_track(self, o: CameraObservation, time_s: float) -> _StoreTrack:
+        s = self.settings
+        x = np.array([o.x_m, o.y_m, 0.0, 0.0])
+        p = np.diag([o.sigma_m**2] * 2 + [s.init_speed_sigma_m_s**2] * 2)
+        near_entry = any(_segment_distance(x[:2], a, b) <= s.entry_radius_m for a, b in self._entry)
+        t = _StoreTrack(self._next, x, p, time_s, time_s, near_entry, confirmed=s.confirm_hits <= 1)
+        self._next += 1
+        return t
+
+    # --- endings ---
+
+    def _merge(self, time_s: float) -> list[str]:
+        """Two tracks on top of each other, never seen apart by one camera, become one."""
+        s = self.settings
+        ended: list[str] = []
+        gone: set[int] = set()
+        tracks = sorted(self._tracks, key=lambda t: t.number)
+        for i, a in enumerate(tracks):
+            for b in tracks[i + 1 :]:
+                if a.number in gone or b.number in gone:
+                    continue
+                close = float(np.hypot(*(a.pos - b.pos))) < s.merge_m
+                apart = bool(set(a.cameras) & set(b.cameras))  # one camera sees two people
+                if not close or apart:
+                    a.near_since_s.pop(b.number, None)
+                    continue
+                since = a.near_since_s.setdefault(b.number, time_s)
+                if time_s - since >= s.merge_s:
+                    gone.add(b.number)
+                    a.born_at_entry = a.born_at_entry or (b.born_at_entry and not a.confirmed)
+                    a.confirmed = a.confirmed or b.confirmed
+                    for key, owner in list(self._owner.items()):
+                        if owner == b.number:
+                            self._owner[key] = a.number
+                    if b.confirmed:
+                        ended.append(self.track_name(b.number))
+                    log.info("store track %s merged into %s", b.number, a.number)
+        self._tracks = [t for t in self._tracks if t.number not in gone]
+        return ended
+
+    def _retire(self, time_s: float) -> list[str]:
+        s = self.settings
+        ended: list[str] = []
+        keep: list[_StoreTrack] = []
+        for t in self._tracks:
+            unseen = time_s - t.last_seen_s
+            near_exit = any(
+                _segment_distance(t.pos, a, b) <= s.exit_radius_m for a, b in self._exit
+            )
+            off_floor = not (
+                -1.0 <= t.pos[0] <= self.store.floor.width_m + 1.0
+                and -1.0 <= t.pos[1] <= self.store.floor.depth_m + 1.0
+            )
+            gone = (
+                (not t.confirmed and unseen > 0)
+                or unseen > s.max_coast_s
+                or (near_exit and unseen > s.exit_coast_s)
+                or off_floor
+            )
+            if not gone:
+                keep.append(t)
+                continue
+            if t.confirmed:
+                ended.append(self.track_name(t.number))
+            for key in [k for k, owner in self._owner.items() if owner == t.number]:
+                del self._owner[key]
+        self._tracks = keep
+        return ended
+
+    def _report(self, t: _StoreTrack, time_s: float) -> FloorTrack:
+        return FloorTrack(
+            track_id=self.track_name(t.number),
+            x_m=float(t.x[0]),
+            y_m=float(t.x[1]),
+            vx_m_s=float(t.x[2]),
+            vy_m_s=float(t.x[3]),
+            sigma_m=float(math.sqrt(max(t.P[0, 0], t.P[1, 1]))),
+            born_at_entry=t.born_at_entry,
+            unseen_s=float(time_s - t.last_seen_s),
+            cameras=t.cameras,
+        )
