@@ -1,0 +1,313 @@
+"""Datasets rendered from the twin's ceiling cameras: YOLO detection and MOT sequences.
+
+``export_yolo`` writes a person-detection dataset in the YOLO layout
+(``images/{train,val}``, ``labels/{train,val}``, ``data.yaml``). The val
+split is the held-out one: its scenarios are re-seeded from ``val_seed`` (other
+shoppers, other paths, other clothes, other noise) and it is lit differently
+(``val_lighting``), so a score on it says how the detector generalises.
+
+``export_mot`` writes one camera's view of a scenario as a MOTChallenge
+sequence (``img1/``, ``gt/gt.txt``, ``seqinfo.ini``) to score trackers on
+rendered held-out video.
+
+Both are deterministic: the same arguments give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from iot.store import load_store
+from sim.render import LIGHTING_PRESETS, CeilingRenderer, Frame, Lighting, RenderSettings
+from sim.scenario import Scenario, load_scenario
+from sim.twin import Twin
+
+__all__ = ["MotExport", "YoloExport", "export_mot", "export_yolo", "yolo_label_lines"]
+
+log = logging.getLogger(__name__)
+
+PERSON_CLASS = 0
+_CANDIDATES_PER_FRAME = 4  # times drawn per wanted frame, to prefer frames with people
+
+
+@dataclass
+class YoloExport:
+    """What ``export_yolo`` wrote."""
+
+    out_dir: Path
+    images: dict[str, int] = field(default_factory=dict)  # per split
+    boxes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class MotExport:
+    """What ``export_mot`` wrote."""
+
+    out_dir: Path
+    frames: int
+    gt_rows: int
+    start_s: float
+
+
+def _lighting(value: str | Lighting) -> Lighting:
+    if isinstance(value, Lighting):
+        return value
+    try:
+        return LIGHTING_PRESETS[value]
+    except KeyError:
+        raise ValueError(
+            f"unknown lighting {value!r}; use one of {sorted(LIGHTING_PRESETS)} or a Lighting"
+        ) from None
+
+
+def _reseeded(path: Path, seed: int, k: int) -> Scenario:
+    """The scenario at ``path`` with its seed derived from (split seed, scenario index)."""
+    scenario = load_scenario(path)
+    derived = int(np.random.default_rng([seed, k, 17]).integers(0, 2**31 - 1))
+    return scenario.model_copy(update={"seed": derived})
+
+
+def yolo_label_lines(frame: Frame, min_visibility: float) -> list[str]:
+    """``class cx cy w h`` lines (normalised to [0, 1]) for the people visible enough."""
+    h, w = frame.image.shape[:2]
+    lines = []
+    for p in frame.people:
+        if p.visibility < min_visibility:
+            continue
+        x0, y0, x1, y1 = p.xyxy
+        lines.append(
+            f"{PERSON_CLASS} {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} "
+            f"{(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}"
+        )
+    return lines
+
+
+def _pick_times(
+    renderer: CeilingRenderer,
+    twin: Twin,
+    camera_id: str,
+    n: int,
+    *,
+    rng: np.random.Generator,
+    empty_fraction: float,
+) -> list[float]:
+    """``n`` event times, mostly with someone in view, a few empty ones as negatives."""
+    cands = np.sort(rng.uniform(twin.start_s, twin.end_s, size=n * _CANDIDATES_PER_FRAME))
+    seen = [bool(renderer.people_in_view(twin, camera_id, float(t))) for t in cands]
+    busy = [float(t) for t, s in zip(cands, seen, strict=True) if s]
+    empty = [float(t) for t, s in zip(cands, seen, strict=True) if not s]
+    n_empty = min(round(n * empty_fraction), len(empty))
+    n_busy = min(n - n_empty, len(busy))
+    n_empty = min(n - n_busy, len(empty))  # too few busy frames: top up with empty ones
+    chosen = list(rng.choice(busy, n_busy, replace=False)) if n_busy else []
+    chosen += list(rng.choice(empty, n_empty, replace=False)) if n_empty else []
+    return sorted(float(t) for t in chosen)
+
+
+def _export_split(
+    out_dir: Path,
+    split: str,
+    scenario_paths: Sequence[Path],
+    *,
+    seed: int,
+    lighting: Lighting,
+    frames_per_camera: int,
+    opts: _YoloOptions,
+) -> tuple[int, int]:
+    img_dir, lbl_dir = out_dir / "images" / split, out_dir / "labels" / split
+    img_dir.mkdir(parents=True, exist_ok=True)
+    lbl_dir.mkdir(parents=True, exist_ok=True)
+    images = boxes = 0
+    for k, path in enumerate(scenario_paths):
+        scenario = _reseeded(path, seed, k)
+        twin = Twin(load_store(scenario.store), scenario)
+        settings = opts.settings.model_copy(update={"lighting": lighting})
+        renderer = CeilingRenderer(twin.store, seed=scenario.seed, settings=settings)
+        cams = opts.cameras or sorted(renderer.cameras)
+        rng = np.random.default_rng([seed, k, 23])
+        for cam_id in cams:
+            for t in _pick_times(
+                renderer,
+                twin,
+                cam_id,
+                frames_per_camera,
+                rng=rng,
+                empty_fraction=opts.empty_fraction,
+            ):
+                frame = renderer.render(twin, cam_id, t)
+                stem = f"{path.stem}_{k}_{cam_id}_{round((t - twin.start_s) * 1000):09d}"
+                _write_jpg(img_dir / f"{stem}.jpg", frame.image, opts.jpeg_quality)
+                lines = yolo_label_lines(frame, opts.min_visibility)
+                (lbl_dir / f"{stem}.txt").write_text(
+                    "".join(f"{line}\n" for line in lines), encoding="utf-8"
+                )
+                images += 1
+                boxes += len(lines)
+    log.info("dataset split %s: %d images, %d boxes", split, images, boxes)
+    return images, boxes
+
+
+@dataclass(frozen=True)
+class _YoloOptions:
+    settings: RenderSettings
+    cameras: Sequence[str] | None
+    min_visibility: float
+    empty_fraction: float
+    jpeg_quality: int
+
+
+def _write_jpg(path: Path, image: np.ndarray, quality: int) -> None:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise OSError(f"could not encode {path.name} as JPEG")
+    path.write_bytes(buf.tobytes())
+
+
+def export_yolo(
+    out_dir: str | Path,
+    scenario_paths: Sequence[str | Path],
+    *,
+    frames_per_camera: int,
+    train_seed: int,
+    val_seed: int,
+    val_frames_per_camera: int | None = None,
+    train_lighting: str | Lighting = "day",
+    val_lighting: str | Lighting = "evening",
+    cameras: Sequence[str] | None = None,
+    min_visibility: float = 0.2,
+    empty_fraction: float = 0.1,
+    jpeg_quality: int = 90,
+    settings: RenderSettings | None = None,
+) -> YoloExport:
+    """Render a YOLO person dataset; val is a held-out seed and lighting (see module doc).
+
+    ``frames_per_camera`` frames are rendered per camera and scenario for train,
+    ``val_frames_per_camera`` (default a quarter of it, at least 1) for val.
+    People less than ``min_visibility`` visible get no label.
+    """
+    out = Path(out_dir)
+    train_light, val_light = _lighting(train_lighting), _lighting(val_lighting)
+    if train_seed == val_seed:
+        raise ValueError(
+            f"train_seed and val_seed are both {train_seed}; the held-out split needs its own seed"
+        )
+    if train_light == val_light:
+        raise ValueError(
+            "train and val lighting are the same; the held-out split needs other "
+            f"lighting (presets: {sorted(LIGHTING_PRESETS)})"
+        )
+    if frames_per_camera < 1:
+        raise ValueError(f"frames_per_camera must be at least 1, got {frames_per_camera}")
+    if not scenario_paths:
+        raise ValueError("no scenario files given; pass e.g. scenarios/normal.yaml")
+    n_val = val_frames_per_camera or max(1, frames_per_camera // 4)
+    opts = _YoloOptions(
+        settings or RenderSettings(), cameras, min_visibility, empty_fraction, jpeg_quality
+    )
+    paths = [Path(p) for p in scenario_paths]
+    result = YoloExport(out)
+    for split, seed, light, n in (
+        ("train", train_seed, train_light, frames_per_camera),
+        ("val", val_seed, val_light, n_val),
+    ):
+        result.images[split], result.boxes[split] = _export_split(
+            out, split, paths, seed=seed, lighting=light, frames_per_camera=n, opts=opts
+        )
+    (out / "data.yaml").write_text(
+        "# Rendered ceiling-camera person dataset (sim/dataset.py); paths are relative to\n"
+        "# this file's folder. val: other seed and lighting than train (held out).\n"
+        "train: images/train\nval: images/val\nnc: 1\nnames: [person]\n",
+        encoding="utf-8",
+    )
+    meta = {
+        "scenarios": [p.as_posix() for p in paths],
+        "train": {
+            "seed": train_seed,
+            "lighting": train_light.model_dump(),
+            "frames_per_camera": frames_per_camera,
+        },
+        "val": {"seed": val_seed, "lighting": val_light.model_dump(), "frames_per_camera": n_val},
+        "min_visibility": min_visibility,
+        "images": result.images,
+        "boxes": result.boxes,
+    }
+    (out / "dataset.json").write_text(
+        json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return result
+
+
+def _first_busy_time(renderer: CeilingRenderer, twin: Twin, camera_id: str) -> float:
+    for t in np.arange(twin.start_s, twin.end_s, 1.0):
+        if renderer.people_in_view(twin, camera_id, float(t)):
+            return float(t)
+    raise ValueError(f"camera {camera_id!r} never sees a shopper in this scenario")
+
+
+def export_mot(
+    out_dir: str | Path,
+    scenario_path: str | Path,
+    camera_id: str,
+    seconds: float,
+    *,
+    seed: int | None = None,
+    lighting: str | Lighting = "evening",
+    start_offset_s: float | None = None,
+    min_visibility: float = 0.2,
+    jpeg_quality: int = 90,
+    settings: RenderSettings | None = None,
+) -> MotExport:
+    """Write ``seconds`` of ``camera_id`` at its fps as a MOTChallenge sequence.
+
+    ``seed`` re-seeds the scenario (None keeps its own). The sequence starts
+    ``start_offset_s`` after the scenario start, or by default at the first
+    second the camera sees someone. Ground-truth ids are the visit index + 1;
+    rows less than ``min_visibility`` visible have conf 0 (ignored when scored).
+    """
+    out = Path(out_dir)
+    scenario = load_scenario(scenario_path)
+    if seed is not None:
+        scenario = scenario.model_copy(update={"seed": int(seed)})
+    twin = Twin(load_store(scenario.store), scenario)
+    base = settings or RenderSettings()
+    renderer = CeilingRenderer(
+        twin.store,
+        seed=scenario.seed,
+        settings=base.model_copy(update={"lighting": _lighting(lighting)}),
+    )
+    cam = renderer.camera(camera_id)
+    start = (
+        _first_busy_time(renderer, twin, camera_id)
+        if start_offset_s is None
+        else twin.start_s + start_offset_s
+    )
+    n = max(1, math.floor(seconds * cam.fps + 1e-9))
+    (out / "img1").mkdir(parents=True, exist_ok=True)
+    (out / "gt").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        frame = renderer.render(twin, camera_id, start + i / cam.fps)
+        _write_jpg(out / "img1" / f"{i + 1:06d}.jpg", frame.image, jpeg_quality)
+        for p in frame.people:
+            x0, y0, x1, y1 = p.xyxy
+            conf = 1 if p.visibility >= min_visibility else 0
+            rows.append(
+                f"{i + 1},{p.visit_index + 1},{x0:.2f},{y0:.2f},{x1 - x0:.2f},{y1 - y0:.2f},"
+                f"{conf},1,{p.visibility:.4f}\n"
+            )
+    (out / "gt" / "gt.txt").write_text("".join(rows), encoding="utf-8")
+    (out / "seqinfo.ini").write_text(
+        f"[Sequence]\nname={out.name}\nimDir=img1\nframeRate={cam.fps:g}\nseqLength={n}\n"
+        f"imWidth={cam.width_px}\nimHeight={cam.height_px}\nimExt=.jpg\n",
+        encoding="utf-8",
+    )
+    log.info("MOT sequence %s: %d frames, %d gt rows", out, n, len(rows))
+    return MotExport(out, n, len(rows), start)
