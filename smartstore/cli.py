@@ -65,6 +65,17 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=None, help="replace the scenario's seed")
     e.add_argument("--quiet", action="store_true", help="no progress lines")
 
+    _add_vision_parsers(sub)
+
+    c = sub.add_parser("check-store", help="validate a store file and summarise it")
+    c.add_argument("store", help="store file, e.g. stores/demo.yaml")
+
+    sub.add_parser("topics", help="print the MQTT topic table (Markdown)")
+    return p
+
+
+def _add_vision_parsers(sub: argparse._SubParsersAction) -> None:
+    """Commands for cameras and models: eval-mot, eval-detector, bench, dataset."""
     m = sub.add_parser("eval-mot", help="track MOT-format sequences from det.txt and score them")
     m.add_argument("root", help="folder of MOT sequences, e.g. ../shared/data/mot15")
     m.add_argument("sequences", nargs="*", help="sequence names (default: every one under root)")
@@ -116,11 +127,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     bv.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all)")
 
-    c = sub.add_parser("check-store", help="validate a store file and summarise it")
-    c.add_argument("store", help="store file, e.g. stores/demo.yaml")
-
-    sub.add_parser("topics", help="print the MQTT topic table (Markdown)")
-    return p
+    ds = sub.add_parser("dataset", help="render datasets from the digital twin's cameras")
+    ds_sub = ds.add_subparsers(dest="dataset", required=True)
+    y = ds_sub.add_parser("export", help="YOLO detection dataset; val from another seed and light")
+    y.add_argument("out", help="output folder")
+    y.add_argument(
+        "--scenario",
+        nargs="+",
+        default=[str(REPO / "scenarios" / "busy.yaml")],
+        help="scenario files to render (default: scenarios/busy.yaml)",
+    )
+    y.add_argument("--frames-per-camera", type=int, default=40, help="train frames per camera")
+    y.add_argument("--train-seed", type=int, default=101, help="seed of the train split")
+    y.add_argument("--val-seed", type=int, default=202, help="seed of the held-out split")
+    y.add_argument(
+        "--val-lighting", default="evening", help="lighting preset of the held-out split"
+    )
+    mo = ds_sub.add_parser("mot", help="one camera's MOT-format sequence with ground truth")
+    mo.add_argument("out", help="output folder")
+    mo.add_argument("scenario", help="scenario file")
+    mo.add_argument("camera", help="camera id, e.g. cam-ceil-02")
+    mo.add_argument("seconds", type=float, help="length of the sequence, s")
+    mo.add_argument("--seed", type=int, default=None, help="replace the scenario's seed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             return _eval_mot(args)
         if args.command == "eval-detector":
             return _eval_detector(args)
+        if args.command == "dataset":
+            return _dataset(args)
         if args.command == "bench":
             return _bench(args)
         if args.command == "topics":
@@ -265,6 +295,25 @@ def _bench(args: argparse.Namespace) -> int:
         f"peak RSS {report['peak_rss_mb']:.0f} MiB"
     )
     _write_json(args.json_out, report)
+    return 0
+
+
+def _dataset(args: argparse.Namespace) -> int:
+    from sim.dataset import export_mot, export_yolo
+
+    if args.dataset == "export":
+        done = export_yolo(
+            args.out,
+            args.scenario,
+            frames_per_camera=args.frames_per_camera,
+            train_seed=args.train_seed,
+            val_seed=args.val_seed,
+            val_lighting=args.val_lighting,
+        )
+        print(f"YOLO dataset at {done.out_dir}: images {done.images}, boxes {done.boxes}")
+        return 0
+    seq = export_mot(args.out, args.scenario, args.camera, args.seconds, seed=args.seed)
+    print(f"MOT sequence at {seq.out_dir}: {seq.frames} frames, {seq.gt_rows} ground-truth rows")
     return 0
 
 

@@ -41,3 +41,15 @@ def test_eval_detector_reports_recall_on_real_frames(tmp_path: Path, capsys) -> 
     [figures] = json.loads(out.read_text())["sequences"]
     assert figures["frames"] == 5 and 0.0 < figures["recall"] <= 1.0
     assert "recall" in capsys.readouterr().out
+
+
+def test_dataset_commands_write_yolo_and_mot_folders(tmp_path: Path) -> None:
+    yolo, mot = tmp_path / "yolo", tmp_path / "mot"
+    assert main(["dataset", "export", str(yolo), "--frames-per-camera", "1"]) == 0
+    assert (yolo / "data.yaml").exists()
+    labels = list((yolo / "labels" / "val").glob("*.txt"))
+    assert labels and all(
+        len(line.split()) == 5 for f in labels for line in f.read_text().split("\n") if line
+    )
+    assert main(["dataset", "mot", str(mot), "scenarios/busy.yaml", "cam-ceil-02", "2"]) == 0
+    assert (mot / "seqinfo.ini").exists() and (mot / "gt" / "gt.txt").read_text().strip()
