@@ -174,6 +174,7 @@ class StoreBrain:
                 "receipts_needing_review",
                 "unmatched_exits",
                 "late_events",
+                "tracks_stitched",
             ):
                 out.setdefault(key, 0)
             return out
@@ -237,6 +238,8 @@ class StoreBrain:
             record = self.book.bind_track(track_id)
             if record is not None:
                 self._announce_bound(record, batch.event_time_s)
+            elif self.book.continue_track(track_id) is not None:
+                self._counts["tracks_stitched"] += 1
         self._advance(batch.event_time_s)
 
     def _on_shelf(self, msg: Message) -> None:

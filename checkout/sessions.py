@@ -117,6 +117,47 @@ class SessionBook:
         self._bind(record, track_id)
         return record
 
+    def continue_track(self, track_id: str) -> SessionRecord | None:
+        """A track appeared that no scan-in explains: does it continue a lost one?
+
+        Candidates are open visits whose track was last seen before this one
+        appeared (at most ``stitch_window_s`` before) and close enough for a
+        walk in the gap. The nearest wins; its track id then stands for both
+        (``TrackHistory.stitch``). When two visits could explain the new track
+        equally well, the winner is flagged for review: positions may have
+        swapped between two shoppers.
+        """
+        first = self.tracks.first_seen(track_id)
+        if first is None or track_id in self.bound_tracks():
+            return None
+        ranked: list[tuple[float, str]] = []
+        for s in self.sessions.values():
+            if s.state != "bound" or s.track_id is None:
+                continue
+            last = self.tracks.last_sample(s.track_id)
+            if last is None:
+                continue
+            gap = first.time_s - last[0]
+            if not -0.5 <= gap <= self.settings.stitch_window_s:
+                continue  # still being tracked, or lost too long ago
+            reach = self.settings.stitch_radius_m + self.settings.stitch_speed_m_s * max(gap, 0.0)
+            d = math.hypot(first.x_m - last[1], first.y_m - last[2])
+            if d <= reach:
+                ranked.append((d / max(reach, 1e-6), s.session_id))
+        if not ranked:
+            return None
+        ranked.sort()
+        record = self.sessions[ranked[0][1]]
+        assert record.track_id is not None
+        if len(ranked) > 1 and ranked[1][0] - ranked[0][0] < 0.25:
+            other = self.sessions[ranked[1][1]].token
+            record.review_reasons.append(
+                f"track {track_id} continued this visit but could as well be visit {other}'s"
+            )
+        self.tracks.stitch(track_id, record.track_id)
+        log.info("track %s continues %s (session %s)", track_id, record.track_id, record.session_id)
+        return record
+
     def _bind(self, record: SessionRecord, track_id: str) -> None:
         record.track_id = track_id
         record.state = "bound"
@@ -158,11 +199,38 @@ class SessionBook:
             if d <= self.settings.exit_radius_m and (best is None or (d, s.session_id) < best):
                 best = (d, s.session_id)
         if best is None:
+            return self._exit_by_lost_track(exit_)
+        return self.sessions[best[1]], f"track nearest the exit gate ({best[0]:.2f} m)"
+
+    def _exit_by_lost_track(self, exit_: GateExit) -> tuple[SessionRecord | None, str]:
+        """No live track at the exit: the visit whose track was lost there most recently.
+
+        Cameras can lose a shopper in the last metres (the gate, a blind spot);
+        a track last seen near the exit line shortly before is the best evidence
+        left. Such a close is flagged for review.
+        """
+        best: tuple[float, float, str] | None = None
+        for s in self.sessions.values():
+            if s.state != "bound" or s.track_id is None:
+                continue
+            last = self.tracks.last_sample(s.track_id)
+            window = self.settings.stitch_window_s
+            if last is None or not 0.0 <= exit_.event_time_s - last[0] <= window:
+                continue
+            d = min(segment_distance_m((last[1], last[2]), line) for line in self._exit_lines)
+            if d <= self.settings.exit_radius_m:
+                key = (exit_.event_time_s - last[0], d, s.session_id)
+                best = key if best is None or key < best else best
+        if best is None:
             return (
                 None,
                 f"no bound track within {self.settings.exit_radius_m:.1f} m of the exit gate",
             )
-        return self.sessions[best[1]], f"track nearest the exit gate ({best[0]:.2f} m)"
+        record = self.sessions[best[2]]
+        record.review_reasons.append(
+            f"closed by exit {exit_.id} from a track lost {best[0]:.1f} s before it"
+        )
+        return record, f"track lost {best[0]:.1f} s earlier {best[1]:.2f} m from the exit gate"
 
     def close(self, record: SessionRecord, exit_: GateExit) -> None:
         record.state = "closed"

@@ -62,6 +62,26 @@ class BrainSettings(BaseModel):
         description="A track binds to a scan-in only if first seen this close to the entry gate "
         "centre.",
     )
+    stitch_window_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=120,
+        description="A new track away from the entry continues a bound track last seen at most "
+        "this long before it (a camera lost the shopper: occlusion, a blind spot, a miss).",
+    )
+    stitch_radius_m: float = Field(
+        default=1.0,
+        ge=0,
+        le=20,
+        description="... and first seen this close to where the lost track was last seen, "
+        "plus stitch_speed_m_s for every second between the two.",
+    )
+    stitch_speed_m_s: float = Field(
+        default=1.5,
+        ge=0,
+        le=5,
+        description="Walking speed allowed for the gap between a lost track and its successor.",
+    )
     exit_radius_m: float = Field(
         default=2.0,
         gt=0,

@@ -57,6 +57,8 @@ class TrackHistory:
         self.retention_s = retention_s
         self.max_samples = max_samples
         self._tracks: dict[str, _Track] = {}
+        # a camera track that continues a lost one is filed under the lost one's id
+        self._alias: dict[str, str] = {}
         self.latest_s = -math.inf
 
     def __len__(self) -> int:
@@ -67,14 +69,49 @@ class TrackHistory:
 
     def observe(self, batch: TrackBatch) -> list[str]:
         """Add one snapshot; returns the ids of tracks seen for the first time."""
-        new = [p.track_id for p in batch.tracks if p.track_id not in self._tracks]
+        new = [
+            p.track_id
+            for p in batch.tracks
+            if p.track_id not in self._tracks and p.track_id not in self._alias
+        ]
         for p in batch.tracks:
-            self.add(batch.event_time_s, p.track_id, p.x_m, p.y_m)
+            self.add(batch.event_time_s, self.canonical(p.track_id), p.x_m, p.y_m)
         for track_id in batch.ended:
-            track = self._tracks.get(track_id)
+            track = self._tracks.get(self.canonical(track_id))
             if track is not None:
                 track.ended_s = batch.event_time_s
         return new
+
+    def canonical(self, track_id: str) -> str:
+        """The id a track's samples are filed under (itself unless it was stitched)."""
+        return self._alias.get(track_id, track_id)
+
+    def stitch(self, new_id: str, into_id: str) -> None:
+        """File ``new_id`` (its samples so far and all to come) under ``into_id``.
+
+        For a camera track that continues one lost a moment ago: one person,
+        one time series, whatever the tracker's ids did.
+        """
+        target = self.canonical(into_id)
+        if new_id == target or target not in self._tracks:
+            raise KeyError(f"cannot stitch {new_id!r} into unknown or same track {into_id!r}")
+        moved = self._tracks.pop(new_id, None)
+        self._alias[new_id] = target
+        for old, canon in self._alias.items():
+            if canon == new_id:
+                self._alias[old] = target
+        dest = self._tracks[target]
+        dest.ended_s = None
+        if moved is not None:
+            for sample in moved.samples:
+                self.add(sample[0], target, sample[1], sample[2])
+            if moved.ended_s is not None:
+                dest.ended_s = moved.ended_s
+
+    def last_sample(self, track_id: str) -> Sample | None:
+        """The newest (time, x, y) of a track."""
+        track = self._tracks.get(self.canonical(track_id))
+        return track.samples[-1] if track and track.samples else None
 
     def add(self, time_s: float, track_id: str, x_m: float, y_m: float) -> None:
         """Record one position; samples older than the track's newest are inserted in order."""
@@ -142,6 +179,9 @@ class TrackHistory:
                 gone.append(track_id)
         for track_id in gone:
             del self._tracks[track_id]
+        if gone:
+            dropped = set(gone)
+            self._alias = {k: v for k, v in self._alias.items() if v not in dropped}
         return len(gone)
 
     def sample_count(self) -> int:

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 DecoderName = Literal["yolox", "ultralytics"]
 Task = Literal["person", "shelf", "product"]
+ColourMode = Literal["none", "grey_world"]  # mirrors vision.colour.ColourMode
 
 
 class ModelManifestError(ValueError):
@@ -77,6 +78,11 @@ class ModelManifest(BaseModel):
     sha256: str = Field(description="lower-case hex sha256 of the ONNX file")
     input_size: int = Field(gt=0, description="square model input side in pixels")
     decoder: DecoderName = Field(description="output format: 'yolox' or 'ultralytics'")
+    colour: ColourMode = Field(
+        default="none",
+        description="colour normalisation applied to each frame before the model "
+        "(vision/colour.py); must be what the training images got",
+    )
     classes: list[str] | str = Field(
         description="class names in output order, or a text file (one name a line) "
         "in the model folder"

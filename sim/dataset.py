@@ -29,6 +29,7 @@ from iot.store import load_store
 from sim.render import LIGHTING_PRESETS, CeilingRenderer, Frame, Lighting, RenderSettings
 from sim.scenario import Scenario, load_scenario
 from sim.twin import Twin
+from vision.colour import COLOUR_MODES, normalise_colour
 
 __all__ = ["MotExport", "YoloExport", "export_mot", "export_yolo", "yolo_label_lines"]
 
@@ -118,7 +119,7 @@ def _export_split(
     scenario_paths: Sequence[Path],
     *,
     seed: int,
-    lighting: Lighting,
+    lightings: Sequence[Lighting],
     frames_per_camera: int,
     opts: _YoloOptions,
 ) -> tuple[int, int]:
@@ -129,6 +130,8 @@ def _export_split(
     for k, path in enumerate(scenario_paths):
         scenario = _reseeded(path, seed, k)
         twin = Twin(load_store(scenario.store), scenario)
+        # several lightings: scenario k gets lighting k mod n (repeat a scenario to get all)
+        lighting = lightings[k % len(lightings)]
         settings = opts.settings.model_copy(update={"lighting": lighting})
         renderer = CeilingRenderer(twin.store, seed=scenario.seed, settings=settings)
         cams = opts.cameras or sorted(renderer.cameras)
@@ -144,7 +147,8 @@ def _export_split(
             ):
                 frame = renderer.render(twin, cam_id, t)
                 stem = f"{path.stem}_{k}_{cam_id}_{round((t - twin.start_s) * 1000):09d}"
-                _write_jpg(img_dir / f"{stem}.jpg", frame.image, opts.jpeg_quality)
+                image = normalise_colour(frame.image, opts.colour)
+                _write_jpg(img_dir / f"{stem}.jpg", image, opts.jpeg_quality)
                 lines = yolo_label_lines(frame, opts.min_visibility)
                 (lbl_dir / f"{stem}.txt").write_text(
                     "".join(f"{line}\n" for line in lines), encoding="utf-8"
@@ -162,6 +166,7 @@ class _YoloOptions:
     min_visibility: float
     empty_fraction: float
     jpeg_quality: int
+    colour: str
 
 
 def _write_jpg(path: Path, image: np.ndarray, quality: int) -> None:
@@ -179,27 +184,38 @@ def export_yolo(
     train_seed: int,
     val_seed: int,
     val_frames_per_camera: int | None = None,
-    train_lighting: str | Lighting = "day",
+    train_lighting: str | Lighting | Sequence[str | Lighting] = "day",
     val_lighting: str | Lighting = "evening",
     cameras: Sequence[str] | None = None,
     min_visibility: float = 0.2,
     empty_fraction: float = 0.1,
     jpeg_quality: int = 90,
     settings: RenderSettings | None = None,
+    colour: str = "none",
 ) -> YoloExport:
     """Render a YOLO person dataset; val is a held-out seed and lighting (see module doc).
 
     ``frames_per_camera`` frames are rendered per camera and scenario for train,
     ``val_frames_per_camera`` (default a quarter of it, at least 1) for val.
-    People less than ``min_visibility`` visible get no label.
+    People less than ``min_visibility`` visible get no label. Several
+    ``train_lighting`` values are dealt round the scenarios (scenario k gets
+    lighting k mod n). ``colour`` is the normalisation the model's manifest will
+    name (``vision.colour``): the written images are what the model will see.
     """
     out = Path(out_dir)
-    train_light, val_light = _lighting(train_lighting), _lighting(val_lighting)
+    lights = (
+        [train_lighting] if isinstance(train_lighting, str | Lighting) else list(train_lighting)
+    )
+    train_lights, val_light = [_lighting(x) for x in lights], _lighting(val_lighting)
+    if colour not in COLOUR_MODES:
+        raise ValueError(f"unknown colour normalisation {colour!r}; choose one of {COLOUR_MODES}")
+    if not train_lights:
+        raise ValueError("train_lighting is empty; name at least one lighting preset")
     if train_seed == val_seed:
         raise ValueError(
             f"train_seed and val_seed are both {train_seed}; the held-out split needs its own seed"
         )
-    if train_light == val_light:
+    if val_light in train_lights:
         raise ValueError(
             "train and val lighting are the same; the held-out split needs other "
             f"lighting (presets: {sorted(LIGHTING_PRESETS)})"
@@ -210,16 +226,16 @@ def export_yolo(
         raise ValueError("no scenario files given; pass e.g. scenarios/normal.yaml")
     n_val = val_frames_per_camera or max(1, frames_per_camera // 4)
     opts = _YoloOptions(
-        settings or RenderSettings(), cameras, min_visibility, empty_fraction, jpeg_quality
+        settings or RenderSettings(), cameras, min_visibility, empty_fraction, jpeg_quality, colour
     )
     paths = [Path(p) for p in scenario_paths]
     result = YoloExport(out)
-    for split, seed, light, n in (
-        ("train", train_seed, train_light, frames_per_camera),
-        ("val", val_seed, val_light, n_val),
+    for split, seed, split_lights, n in (
+        ("train", train_seed, train_lights, frames_per_camera),
+        ("val", val_seed, [val_light], n_val),
     ):
         result.images[split], result.boxes[split] = _export_split(
-            out, split, paths, seed=seed, lighting=light, frames_per_camera=n, opts=opts
+            out, split, paths, seed=seed, lightings=split_lights, frames_per_camera=n, opts=opts
         )
     (out / "data.yaml").write_text(
         "# Rendered ceiling-camera person dataset (sim/dataset.py); paths are relative to\n"
@@ -231,11 +247,12 @@ def export_yolo(
         "scenarios": [p.as_posix() for p in paths],
         "train": {
             "seed": train_seed,
-            "lighting": train_light.model_dump(),
+            "lighting": [light.model_dump() for light in train_lights],
             "frames_per_camera": frames_per_camera,
         },
         "val": {"seed": val_seed, "lighting": val_light.model_dump(), "frames_per_camera": n_val},
         "min_visibility": min_visibility,
+        "colour": colour,
         "images": result.images,
         "boxes": result.boxes,
     }

@@ -58,7 +58,8 @@ Outgoing = tuple[float, int, int, Event]
 class Twin:
     """A simulated store: plans visits, publishes device messages, keeps the truth."""
 
-    def __init__(self, store: Store, scenario: Scenario) -> None:
+    def __init__(self, store: Store, scenario: Scenario, *, positioning_feed: bool = True) -> None:
+        """``positioning_feed=False`` leaves the ``tracks`` topic to the ceiling cameras."""
         self.store = store
         self.scenario = scenario
         self.floor = FloorPlan(store)
@@ -86,11 +87,11 @@ class Twin:
         self.truth = _truth(store, self.visits, reaches, weights, stock)
         self._scans = np.array(sorted(v.scan_s for v in self.visits))
         self._exits = np.array(sorted(v.exit_s for v in self.visits))
-        self._queue: Iterator[Outgoing] = heapq.merge(
-            self._gate_stream(),
-            self._track_stream(),
-            *(self._shelf_stream(s) for s in self.signals),
-        )
+        streams: list[Iterator[Outgoing]] = [self._gate_stream()]
+        if positioning_feed:
+            streams.append(self._track_stream())
+        streams += [self._shelf_stream(s) for s in self.signals]
+        self._queue: Iterator[Outgoing] = heapq.merge(*streams)
         self._next: Outgoing | None = next(self._queue, None)
         self.published = 0
         log.info(

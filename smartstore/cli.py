@@ -64,6 +64,17 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--db", default=None, help="keep the SQLite ledger in this file")
     e.add_argument("--seed", type=int, default=None, help="replace the scenario's seed")
     e.add_argument("--quiet", action="store_true", help="no progress lines")
+    e.add_argument(
+        "--positioning",
+        choices=["cameras", "simulated"],
+        default="cameras",
+        help="who says where shoppers are: the rendered ceiling cameras through the vision "
+        "pipeline (default) or the twin's simulated positions (for comparison)",
+    )
+    e.add_argument(
+        "--camera-fps", type=float, default=5.0, help="rendered ceiling frames per second"
+    )
+    e.add_argument("--lighting", default="day", help="lighting preset of the rendered cameras")
 
     _add_vision_parsers(sub)
 
@@ -80,6 +91,16 @@ def _add_vision_parsers(sub: argparse._SubParsersAction) -> None:
     m.add_argument("root", help="folder of MOT sequences, e.g. ../shared/data/mot15")
     m.add_argument("sequences", nargs="*", help="sequence names (default: every one under root)")
     m.add_argument("--json", dest="json_out", default=None, help="write the metrics as JSON here")
+    m.add_argument(
+        "--detector",
+        default=None,
+        help="model manifest: detect on the frames instead of reading det/det.txt, and track "
+        "with the ceiling service's per-camera settings (models/manifests/ceiling_person.yaml)",
+    )
+    m.add_argument(
+        "--model-dir", default=None, help="folder of the detector's ONNX (default: models/)"
+    )
+    m.add_argument("--score", type=float, default=0.1, help="detector score threshold")
 
     d2 = sub.add_parser("eval-detector", help="person detection recall on MOT-format frames")
     d2.add_argument("sequence_dirs", nargs="+", help="MOT sequence folders with img1/ and gt/")
@@ -142,6 +163,17 @@ def _add_vision_parsers(sub: argparse._SubParsersAction) -> None:
     y.add_argument("--val-seed", type=int, default=202, help="seed of the held-out split")
     y.add_argument(
         "--val-lighting", default="evening", help="lighting preset of the held-out split"
+    )
+    y.add_argument(
+        "--train-lighting",
+        default="day",
+        help="comma-separated lighting presets dealt round the scenarios (default: day)",
+    )
+    y.add_argument(
+        "--colour",
+        default="none",
+        choices=["none", "grey_world"],
+        help="colour normalisation written into the images; the model's manifest must match",
     )
     mo = ds_sub.add_parser("mot", help="one camera's MOT-format sequence with ground truth")
     mo.add_argument("out", help="output folder")
@@ -212,11 +244,19 @@ def _eval(args: argparse.Namespace) -> int:
         truth_path=truth,
         seed=args.seed,
         progress=None if args.quiet else sys.stderr,
+        positioning=args.positioning,
+        camera_fps=args.camera_fps,
+        lighting=args.lighting,
     )
     print(f"scenario {args.scenario}")
     print(format_table(result.metrics))
     if args.json_out:
-        payload = {**result.metrics, "scenario": str(args.scenario), "brain": result.brain_stats}
+        payload = {
+            **result.metrics,
+            "scenario": str(args.scenario),
+            "brain": result.brain_stats,
+            "cameras": result.cameras,
+        }
         Path(args.json_out).write_text(json.dumps(payload, indent=2, default=str) + "\n")
         print(f"metrics written to {args.json_out}")
     if truth:
@@ -228,7 +268,17 @@ def _eval_mot(args: argparse.Namespace) -> int:
     from vision.mot import run_eval_mot
     from vision.tracking import TrackerSettings
 
-    result = run_eval_mot(Path(args.root), args.sequences or None, TrackerSettings())
+    detector = None
+    settings = TrackerSettings()
+    if args.detector:
+        from models import load_model
+        from vision.ceiling import CeilingSettings
+        from vision.detect import OnnxDetector
+
+        model = load_model(args.detector, model_dir=args.model_dir or REPO / "models")
+        detector = OnnxDetector.from_model(model, score_threshold=args.score)
+        settings = CeilingSettings().camera_tracker
+    result = run_eval_mot(Path(args.root), args.sequences or None, settings, detector)
     keys = ("mota", "idf1", "switches", "false_positives", "misses", "precision", "recall")
     print(f"{'sequence':<16}" + "".join(f"{k:>16}" for k in keys))
     rows = {**result["sequences"], "overall": result["overall"]}
@@ -308,7 +358,9 @@ def _dataset(args: argparse.Namespace) -> int:
             frames_per_camera=args.frames_per_camera,
             train_seed=args.train_seed,
             val_seed=args.val_seed,
+            train_lighting=[x.strip() for x in args.train_lighting.split(",") if x.strip()],
             val_lighting=args.val_lighting,
+            colour=args.colour,
         )
         print(f"YOLO dataset at {done.out_dir}: images {done.images}, boxes {done.boxes}")
         return 0

@@ -26,8 +26,11 @@ from iot.store import load_store
 from sim.scenario import load_scenario
 from sim.scoring import TrueVisit, format_table, score
 from sim.twin import Twin
+from smartstore.cameras import CameraPositioning
 
-__all__ = ["EvalResult", "SimClock", "run_eval"]
+__all__ = ["POSITIONING_MODES", "EvalResult", "SimClock", "run_eval"]
+
+POSITIONING_MODES = ("cameras", "simulated")
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +47,11 @@ class SimClock:
 
 @dataclass
 class EvalResult:
-    metrics: dict[str, float | int]
+    metrics: dict[str, float | int | str]
     brain_stats: dict[str, int] = field(default_factory=dict)
     receipts: list[Receipt] = field(default_factory=list)
     wall_s: float = 0.0
+    cameras: dict[str, object] | None = None
 
 
 def run_eval(
@@ -59,19 +63,32 @@ def run_eval(
     settings: BrainSettings | None = None,
     seed: int | None = None,
     progress: TextIO | None = sys.stderr,
+    positioning: str = "cameras",
+    camera_fps: float = 5.0,
+    lighting: str = "day",
 ) -> EvalResult:
     """Run one scenario end to end in simulated time and score it.
 
     ``seed`` replaces the scenario's seed (same scenario, another draw).
+    ``positioning``: ``cameras`` (rendered ceiling frames through the edge
+    vision pipeline, the default) or ``simulated`` (the twin's own positions
+    with Gaussian noise, for comparison).
     """
+    if positioning not in POSITIONING_MODES:
+        raise ValueError(f"unknown positioning {positioning!r}; use one of {POSITIONING_MODES}")
     started = time.perf_counter()
     scenario = load_scenario(scenario_path)
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
     store = load_store(scenario.store)
-    twin = Twin(store, scenario)
+    twin = Twin(store, scenario, positioning_feed=positioning == "simulated")
     clock = SimClock(twin.start_s)
     transport = LocalTransport()
+    cameras = (
+        CameraPositioning(twin, transport, fps=camera_fps, lighting=lighting)
+        if positioning == "cameras"
+        else None
+    )
     with tempfile.TemporaryDirectory(prefix="smartstore-eval-") as tmp:
         ledger = Ledger(str(db_path or Path(tmp) / "ledger.sqlite"))
         brain = StoreBrain(store, transport, ledger, settings=settings or BrainSettings())
@@ -79,7 +96,7 @@ def run_eval(
         adapter = ShelfAdapter(store, transport, now=clock)
         adapter.start()
         try:
-            _drive(twin, transport, brain, clock, step_s=step_s, progress=progress)
+            _drive(twin, brain, clock, cameras, step_s=step_s, progress=progress)
         finally:
             brain.close()
             ledger.close()
@@ -87,19 +104,23 @@ def run_eval(
     if truth_path:
         twin.truth.write_json(Path(truth_path))
     visits = [TrueVisit(v.token, v.exited_s, v.basket) for v in twin.truth.visits]
-    metrics = score(visits, brain.receipts)
+    metrics: dict[str, float | int | str] = dict(score(visits, brain.receipts))
     wall = time.perf_counter() - started
     metrics["seed"] = scenario.seed
     metrics["simulated_s"] = round(twin.end_s - twin.start_s, 1)
     metrics["wall_s"] = round(wall, 2)
-    return EvalResult(metrics, brain.stats(), list(brain.receipts), wall)
+    metrics["positioning"] = positioning
+    result = EvalResult(metrics, brain.stats(), list(brain.receipts), wall)
+    if cameras is not None:
+        result.cameras = cameras.report()
+    return result
 
 
 def _drive(
     twin: Twin,
-    transport: LocalTransport,
     brain: StoreBrain,
     clock: SimClock,
+    cameras: CameraPositioning | None,
     *,
     step_s: float,
     progress: TextIO | None,
@@ -110,7 +131,9 @@ def _drive(
     while t < twin.end_s:
         t = min(t + step_s, twin.end_s)
         clock.now_s = t
-        twin.advance(transport, t)
+        twin.advance(brain.transport, t)
+        if cameras is not None:
+            cameras.advance(t)
         brain.tick(t)
         if progress is not None and time.perf_counter() >= next_report:
             next_report += 5.0

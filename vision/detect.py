@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from models.registry import DecoderName, LoadedModel
+from vision.colour import COLOUR_MODES, normalise_colour
 from vision.detections import Detections
 
 __all__ = [
@@ -280,6 +281,7 @@ class OnnxDetector:
         keep_class_ids: Sequence[int] | None = None,
         providers: Sequence[str] = ("CPUExecutionProvider",),
         threads: int | None = None,
+        colour: str = "none",
     ) -> None:
         import onnxruntime as ort
 
@@ -293,7 +295,12 @@ class OnnxDetector:
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model {path} not found; check the manifest's path")
+        if colour not in COLOUR_MODES:
+            raise ValueError(
+                f"unknown colour normalisation {colour!r}; choose one of {COLOUR_MODES}"
+            )
         self.spec = DECODERS[decoder]
+        self.colour = colour
         self.classes = list(classes)
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
@@ -325,6 +332,7 @@ class OnnxDetector:
             decoder=manifest.decoder,
             input_size=manifest.input_size,
             classes=model.classes,
+            colour=manifest.colour,
             **settings,
         )
 
@@ -372,7 +380,10 @@ class OnnxDetector:
         if not frames:
             return []
         t0 = time.perf_counter()
-        fitted = [letterbox(f, self.input_size, centre=self.spec.centre) for f in frames]
+        fitted = [
+            letterbox(normalise_colour(f, self.colour), self.input_size, centre=self.spec.centre)
+            for f in frames
+        ]
         t1 = time.perf_counter()
         raw = self._infer([img for img, _ in fitted])
         t2 = time.perf_counter()

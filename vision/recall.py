@@ -26,7 +26,13 @@ import numpy as np
 from vision.detect import box_iou
 from vision.detections import Detections
 
-__all__ = ["FrameDetector", "detection_recall", "match_detections", "read_mot_gt"]
+__all__ = [
+    "FrameDetector",
+    "detection_recall",
+    "iter_frames",
+    "match_detections",
+    "read_mot_gt",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +89,7 @@ def _image_frames(sequence_dir: Path) -> dict[int, Path]:
     return {int(p.stem): p for p in sorted(folder.glob("*.jpg")) if p.stem.isdigit()}
 
 
-def _iter_frames(sequence_dir: Path, wanted: set[int] | None) -> Iterator[tuple[int, np.ndarray]]:
+def iter_frames(sequence_dir: Path, wanted: set[int] | None) -> Iterator[tuple[int, np.ndarray]]:
     """(1-based frame number, BGR image) from img1/*.jpg or, failing that, a video file."""
     images = _image_frames(sequence_dir)
     if images:
@@ -147,7 +153,7 @@ def detection_recall(
     per_frame: list[dict[str, int]] = []
     totals = {"gt": 0, "matched": 0, "false_positives": 0, "ignored_detections": 0}
     seconds = 0.0
-    for number, image in _iter_frames(seq, wanted):
+    for number, image in iter_frames(seq, wanted):
         start = time.perf_counter()
         dets = detector.detect([image])[0].with_class(keep_classes)
         seconds += time.perf_counter() - start

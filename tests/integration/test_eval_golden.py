@@ -1,7 +1,10 @@
 """Golden metric checks: the shipped scenarios meet the bars the project promises.
 
 These run the whole loop (twin → shelf adapter → brain → SQLite ledger →
-receipts) in simulated time and score it against ground truth. Figures are
+receipts) in simulated time and score it against ground truth, with the
+twin's simulated positions (the camera path renders every frame and runs a
+detector: minutes per scenario, measured by ``smartstore eval`` and in
+tests/integration/test_eval_cameras.py on a short scenario). Figures are
 event-time and deterministic for the seed, so they are asserted exactly as
 the issue states them; how long a run takes is printed by ``smartstore
 eval``, never asserted here.
@@ -22,7 +25,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 @pytest.mark.parametrize(("name", "exact_match_at_least"), [("normal", 0.98), ("busy", 0.90)])
 def test_shipped_scenarios_meet_their_bars(name: str, exact_match_at_least: float) -> None:
-    result = run_eval(SCENARIOS / f"{name}.yaml", progress=None)
+    result = run_eval(SCENARIOS / f"{name}.yaml", progress=None, positioning="simulated")
     m = result.metrics
     assert m["visits"] >= 50
     assert m["missing_receipts"] == 0 and m["duplicate_receipts"] == 0
@@ -32,9 +35,9 @@ def test_shipped_scenarios_meet_their_bars(name: str, exact_match_at_least: floa
 
 
 def test_a_seed_fixes_the_run(tmp_path: Path) -> None:
-    first = run_eval(SCENARIOS / "busy.yaml", progress=None)
-    again = run_eval(SCENARIOS / "busy.yaml", progress=None)
-    other = run_eval(SCENARIOS / "busy.yaml", seed=99, progress=None)
+    first = run_eval(SCENARIOS / "busy.yaml", progress=None, positioning="simulated")
+    again = run_eval(SCENARIOS / "busy.yaml", progress=None, positioning="simulated")
+    other = run_eval(SCENARIOS / "busy.yaml", seed=99, progress=None, positioning="simulated")
 
     def strip(metrics: dict) -> dict:
         return {k: v for k, v in metrics.items() if k != "wall_s"}

@@ -65,7 +65,7 @@ def test_store_over_a_real_broker_matches_the_in_process_run(
         db_path=tmp_path / "ledger.sqlite",
         out=io.StringIO(),
     )
-    local = run_eval(scenario, progress=None)
+    local = run_eval(scenario, progress=None, positioning="simulated")
     assert live.metrics["visits"] == local.metrics["visits"] == 4
     assert live.metrics["missing_receipts"] == 0
     assert live.metrics["duplicate_receipts"] == 0

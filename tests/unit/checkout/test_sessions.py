@@ -81,3 +81,59 @@ def test_an_exit_with_a_token_closes_that_session(book) -> None:
     book.close(record, exit_(5.0, token="a"))
     got, why = book.match_exit(exit_(6.0, token="a"))
     assert got is None and "already closed" in why
+
+
+def _bound(book: SessionBook, token: str, tid: str) -> object:
+    book.tracks.add(T0 - 0.5, tid, *GATE)
+    record = book.open(entry(token, 0.0))
+    assert book.bind_session(record)
+    return record
+
+
+@pytest.mark.parametrize(
+    ("case", "gap_s", "new_xy", "continues"),
+    [
+        ("reappears 1 s later, 0.8 m on", 1.0, (5.8, 3.0), True),
+        ("reappears 4 s later, 6 m on (walked 1.5 m/s)", 4.0, (11.0, 3.0), True),
+        ("reappears 1 s later, 5 m away", 1.0, (10.0, 3.0), False),
+        ("reappears 12 s later", 12.0, (5.2, 3.0), False),
+    ],
+)
+def test_a_new_track_continues_a_lost_one_nearby(book, case, gap_s, new_xy, continues) -> None:
+    record = _bound(book, "a", "ta")
+    book.tracks.add(T0 + 10.0, "ta", 5.0, 3.0)
+    book.tracks.add(T0 + 10.0 + gap_s, "tz", *new_xy)
+    got = book.continue_track("tz")
+    assert (got is record) is continues, case
+    # the successor's samples are filed under the visit's own track id
+    assert (book.tracks.last_sample("ta")[0] == T0 + 10.0 + gap_s) is continues
+    assert record.review_reasons == []
+
+
+def test_a_track_still_being_followed_is_not_continued(book) -> None:
+    _bound(book, "a", "ta")
+    book.tracks.add(T0 + 10.0, "ta", 5.0, 3.0)
+    book.tracks.add(T0 + 10.0, "tz", 5.5, 3.0)  # appears while ta is still reported
+    book.tracks.add(T0 + 11.0, "ta", 5.1, 3.0)
+    assert book.continue_track("tz") is None
+
+
+def test_an_ambiguous_continuation_is_flagged_for_review(book) -> None:
+    a = _bound(book, "a", "ta")
+    b = _bound(book, "b", "tb")
+    book.tracks.add(T0 + 10.0, "ta", 5.0, 3.0)
+    book.tracks.add(T0 + 10.0, "tb", 5.0, 3.4)
+    book.tracks.add(T0 + 11.0, "tz", 5.0, 3.2)  # exactly between the two lost tracks
+    got = book.continue_track("tz")
+    assert got in (a, b)
+    assert len(got.review_reasons) == 1 and "could as well be" in got.review_reasons[0]
+
+
+def test_an_exit_closes_a_visit_whose_track_was_lost_at_the_gate(book) -> None:
+    record = _bound(book, "a", "ta")
+    book.tracks.add(T0 + 30.0, "ta", 14.0, 0.8)  # last seen at the exit line
+    got, why = book.match_exit(exit_(33.0))
+    assert got is record and "lost 3.0 s earlier" in why
+    assert "lost 3.0 s before" in record.review_reasons[0]
+    got, why = book.match_exit(exit_(45.0))  # too long after
+    assert got is None

@@ -74,3 +74,22 @@ def test_constructor_errors_quote_the_value() -> None:
 )
 def test_segment_distance(point, expected) -> None:
     assert segment_distance_m(point, ((0.0, 0.0), (2.0, 0.0))) == pytest.approx(expected)
+
+
+def test_stitching_files_a_successor_under_the_lost_track() -> None:
+    h = TrackHistory()
+    h.add(T0 + 10.0, "old", 1.0, 1.0)
+    h.add(T0 + 12.0, "new", 2.0, 1.0)
+    h.stitch("new", "old")
+    assert "new" not in h and h.last_sample("old") == (T0 + 12.0, 2.0, 1.0)
+    batch = TrackBatch(
+        id="b1",
+        event_time_s=T0 + 12.2,
+        device_id="cam",
+        tracks=[TrackPoint(track_id="new", x_m=2.1, y_m=1.0)],
+        ended=["new"],
+    )
+    assert h.observe(batch) == []  # a stitched id is not new again
+    assert h.last_sample("old") == (T0 + 12.2, 2.1, 1.0) and h.ended_s("old") == T0 + 12.2
+    with pytest.raises(KeyError):
+        h.stitch("x", "unknown")
