@@ -24,6 +24,7 @@ __all__ = [
     "Event",
     "GateEntry",
     "GateExit",
+    "Interaction",
     "PlateSamples",
     "Receipt",
     "ReceiptLine",
@@ -133,6 +134,30 @@ class ShelfEvent(Event):
     noise_g: float = Field(
         ge=0, le=10_000, description="Measured load-cell noise around the event, g."
     )
+
+
+class Interaction(Event):
+    """A hand's visit to a shelf, as a shelf camera saw it: an episode, not a frame.
+
+    ``started_s`` is when the hand entered the plate's zone, ``event_time_s``
+    when it left. ``action`` compares what the hand held going in with what it
+    held coming out (``touch``: nothing changed hands). ``hand_x_m``/``hand_y_m``
+    is where the arm came from on the floor (the aisle side of the plate), which
+    tells two shoppers side by side apart.
+    """
+
+    gondola_id: Id
+    plate_id: Id = Field(description="Plate whose zone the hand reached into.")
+    action: Literal["pick", "put", "touch"]
+    started_s: EventTime
+    sku: Id | None = Field(default=None, description="SKU of the product in the hand, if any.")
+    quantity: int = Field(default=0, ge=0, le=20, description="Units seen in the hand.")
+    confidence: Confidence = Field(description="Confidence in the action (pick/put/touch).")
+    sku_confidence: Confidence = Field(
+        default=0.0, description="Confidence in the SKU (0 when there is none)."
+    )
+    hand_x_m: FloorCoord = Field(description="Floor x of the arm's root, m.")
+    hand_y_m: FloorCoord = Field(description="Floor y of the arm's root, m.")
 
 
 # --- brain → world ---

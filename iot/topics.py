@@ -21,6 +21,7 @@ from iot.payloads import (
     Event,
     GateEntry,
     GateExit,
+    Interaction,
     Receipt,
     SessionEvent,
     ShelfEvent,
@@ -79,6 +80,15 @@ def _channels() -> dict[str, Channel]:
             "Settled pick/put weight changes from the change detector.",
         ),
         Channel(
+            "interactions",
+            "camera",
+            "interactions",
+            Interaction,
+            1,
+            False,
+            "Pick/put/touch episodes a shelf camera saw: plate, SKU in hand, arm position.",
+        ),
+        Channel(
             "gate_entries", "gate", "entries", GateEntry, 1, False, "Scan-ins at an entry gate."
         ),
         Channel(
@@ -91,7 +101,7 @@ def _channels() -> dict[str, Channel]:
             TrackBatch,
             0,
             False,
-            "Shopper floor positions (simulated positioning now, camera tracker later).",
+            "Shopper floor positions: the ceiling-camera tracker (or the twin's simulated feed).",
         ),
         Channel(
             "sessions",

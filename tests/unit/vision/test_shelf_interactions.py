@@ -1,0 +1,113 @@
+"""Shelf interactions: hand episodes become pick/put/touch events with plate, SKU, position."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from iot.store import Camera, load_store
+from vision.detections import Detections
+from vision.shelf_interactions import (
+    InteractionSettings,
+    ShelfInteractionTracker,
+    face_point_m,
+)
+from vision.sku import SkuGuess
+
+ROOT = Path(__file__).resolve().parents[3]
+STORE = load_store(ROOT / "stores" / "demo.yaml")
+T0 = 1_800_000_000.0
+# g01's south face (y = 3.5 m) seen from across the aisle, looking north (+y), level
+CAMERA = Camera(
+    id="cam-shelf-test",
+    kind="shelf",
+    gondola="g01",
+    position_m=(4.0, 1.5, 1.0),
+    yaw_deg=0.0,
+    pitch_deg=90.0,
+    focal_px=300.0,
+    fps=10.0,
+)
+# plate zones of the bottom shelf, left to right (pixels)
+ZONES = {
+    "g01-s1-p1": (100.0, 240.0, 250.0, 300.0),
+    "g01-s1-p2": (250.0, 240.0, 390.0, 300.0),
+    "g01-s1-p3": (390.0, 240.0, 540.0, 300.0),
+}
+
+
+def fake_classify(crop: np.ndarray, candidates: list[str] | None) -> SkuGuess:
+    return SkuGuess("SKU002", 0.9, {"SKU002": 0.9, "SKU001": 0.1})
+
+
+def hand_path(x: float, n_in: int = 4) -> list[np.ndarray]:
+    """A hand box rising from the image bottom into the zone row and back."""
+    ys = [440, 380, 320] + [250] * n_in + [320, 380, 440]
+    return [np.array([x - 20, y, x + 20, y + 40], float) for y in ys]
+
+
+def run(paths: list[tuple[list[np.ndarray], list[bool]]]) -> list:
+    tracker = ShelfInteractionTracker(STORE, CAMERA, ZONES, fake_classify, InteractionSettings())
+    image = np.zeros((480, 640, 3), np.uint8)
+    events = []
+    for k in range(max(len(p) for p, _ in paths)):
+        boxes, scores, classes = [], [], []
+        for path, holding in paths:
+            if k < len(path):
+                boxes.append(path[k])
+                scores.append(0.9)
+                classes.append(0)
+                if holding[k]:
+                    boxes.append(path[k] + np.array([5, -10, -5, -20]))
+                    scores.append(0.8)
+                    classes.append(1)
+        dets = Detections.from_arrays(np.array(boxes).reshape(-1, 4), scores, classes)
+        events += tracker.process(T0 + k * 0.1, image, dets)
+    return events + tracker.flush()
+
+
+@pytest.mark.parametrize(
+    ("case", "holding", "action", "sku"),
+    [
+        ("empty in, holding out", [False] * 5 + [True] * 5, "pick", "SKU002"),
+        ("holding in, empty out", [True] * 5 + [False] * 5, "put", "SKU002"),
+        ("empty all along", [False] * 10, "touch", None),
+    ],
+)
+def test_an_episode_is_decided_from_the_hand_going_in_and_out(case, holding, action, sku) -> None:
+    (event,) = run([(hand_path(320), holding)])
+    assert event.action == action, case
+    assert event.sku == sku
+    assert event.plate_id == "g01-s1-p2"
+    assert event.started_s == pytest.approx(T0 + 0.3)
+    assert event.event_time_s == pytest.approx(T0 + 0.6)
+    assert event.confidence > 0.5
+
+
+def test_two_hands_side_by_side_are_two_events_at_their_own_positions() -> None:
+    left = (hand_path(170), [False] * 5 + [True] * 5)
+    right = (hand_path(470), [True] * 5 + [False] * 5)
+    events = sorted(run([left, right]), key=lambda e: e.hand_x_m)
+    assert [(e.plate_id, e.action) for e in events] == [("g01-s1-p1", "pick"), ("g01-s1-p3", "put")]
+    assert events[1].hand_x_m - events[0].hand_x_m > 1.0
+    assert all(e.hand_y_m < 3.5 for e in events)  # the aisle side of a south face
+
+
+def test_a_hand_that_never_reaches_a_plate_makes_no_event() -> None:
+    path = [np.array([300, y, 340, y + 40], float) for y in (440, 400, 380, 400, 440)]
+    assert run([(path, [False] * 5)]) == []
+
+
+def test_face_point_is_where_the_pixel_ray_meets_the_face() -> None:
+    x, z = face_point_m(CAMERA, 320.0, 240.0, 3.5)
+    assert x == pytest.approx(4.0) and z == pytest.approx(1.0)
+    x_right, _ = face_point_m(CAMERA, 470.0, 240.0, 3.5)
+    assert x_right == pytest.approx(4.0 + 150 / 300 * 2.0)
+
+
+def test_a_camera_that_is_not_a_shelf_camera_is_refused() -> None:
+    ceiling = Camera(id="c", kind="ceiling", position_m=(1.0, 1.0, 3.0))
+    with pytest.raises(ValueError, match="not a shelf camera"):
+        ShelfInteractionTracker(STORE, ceiling, ZONES, None)

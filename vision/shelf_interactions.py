@@ -1,0 +1,321 @@
+"""Shelf interactions: hands seen by a shelf camera become pick/put/touch episodes.
+
+Per shelf camera, each frame's detections (class ``hand`` and class
+``product``: a package held in a hand) go through:
+
+1. a hand tracker (``vision.tracking.Tracker``), so one hand is one id over
+   its whole reach;
+2. products joined to the hand whose box holds their centre (a product with
+   no hand is a package on the shelf or a false detection, and is ignored);
+3. the plate zone each hand is in: the plate whose zone (its front area in the
+   image, from the store geometry) overlaps the hand box most;
+4. an episode per hand: it opens when the hand first enters a plate zone and
+   closes when the hand has been outside every zone for ``exit_frames``
+   frames, or its track is gone.
+
+An episode is decided by comparing what the hand held going in (the frames up
+to and including its first in-zone frame) with what it held coming out (its
+last in-zone frame and after): empty in and holding out is a pick, holding in
+and empty out a put, anything else a touch. The SKU is the classifier's
+average over the product crops of the deciding phase; the plate is the zone
+the hand spent most frames in; the arm's floor position is where the hand
+box's centre ray meets the gondola face, moved into the aisle. Event time
+only: frames carry their ``time_s`` and nothing reads a clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from iot.cameras import camera_rotation
+from iot.payloads import Interaction
+from iot.store import Camera, Store
+from vision.detections import Detections
+from vision.sku import SkuGuess
+from vision.tracking import Tracker, TrackerSettings
+
+__all__ = [
+    "HandEpisode",
+    "InteractionSettings",
+    "ShelfInteractionTracker",
+    "decide_episode",
+    "face_point_m",
+]
+
+log = logging.getLogger(__name__)
+
+ZoneBoxes = Mapping[str, tuple[float, float, float, float]]
+Classify = Callable[[np.ndarray, list[str] | None], SkuGuess]
+
+
+class InteractionSettings(BaseModel):
+    """Thresholds of the shelf interaction service."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hand_class_id: int = Field(default=0, ge=0, description="Detector class id of a hand.")
+    product_class_id: int = Field(
+        default=1, ge=0, description="Detector class id of a product held in a hand."
+    )
+    min_zone_overlap: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Share of the hand box that must lie in a plate zone to count as inside it.",
+    )
+    exit_frames: int = Field(
+        default=2, ge=1, le=30, description="Frames outside every zone that close an episode."
+    )
+    phase_frames: int = Field(
+        default=3,
+        ge=1,
+        le=30,
+        description="Frames at each end of an episode that say what the hand held going in/out.",
+    )
+    holding_share: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="Share of a phase's frames with a product in hand to call the hand holding.",
+    )
+    aisle_offset_m: float = Field(
+        default=0.35,
+        ge=0,
+        le=2,
+        description="How far into the aisle from the gondola face the arm's root is taken to be.",
+    )
+    tracker: TrackerSettings = Field(
+        default_factory=lambda: TrackerSettings(
+            high_score=0.4, new_track_score=0.4, min_hits=1, max_age_frames=5
+        ),
+        description="Hand tracker settings (a hand moves fast and close: short memory).",
+    )
+
+
+@dataclass
+class _Frame:
+    time_s: float
+    zone: str | None
+    holding: bool
+    hand_xyxy: np.ndarray
+    guess: SkuGuess | None
+
+
+@dataclass
+class HandEpisode:
+    """One hand's visit to the shelf: every frame from the hand's first sighting."""
+
+    camera_id: str
+    hand_id: int
+    frames: list[_Frame] = field(default_factory=list)
+    entered: bool = False
+    frames_outside: int = 0
+
+
+def face_point_m(camera: Camera, u: float, v: float, face_y_m: float) -> tuple[float, float]:
+    """Floor (x, height) where pixel (u, v)'s ray meets the vertical plane ``y = face_y_m``."""
+    ray_cam = np.array(
+        [
+            (u - camera.width_px / 2) / camera.focal_px,
+            (v - camera.height_px / 2) / camera.focal_px,
+            1,
+        ]
+    )
+    ray = camera_rotation(camera) @ ray_cam
+    origin = np.asarray(camera.position_m, dtype=float)
+    if abs(ray[1]) < 1e-9:
+        return float(origin[0]), float(origin[2])
+    t = (face_y_m - origin[1]) / ray[1]
+    hit = origin + ray * t
+    return float(hit[0]), float(hit[2])
+
+
+def _share(phase: list[_Frame]) -> float:
+    return sum(f.holding for f in phase) / len(phase) if phase else 0.0
+
+
+def _mean_guess(phase: list[_Frame]) -> tuple[str | None, float]:
+    guesses = [f.guess for f in phase if f.holding and f.guess is not None]
+    if not guesses:
+        return None, 0.0
+    total: dict[str, float] = {}
+    for g in guesses:
+        for sku, p in g.probabilities.items():
+            total[sku] = total.get(sku, 0.0) + p / len(guesses)
+    sku = max(sorted(total), key=lambda s: total[s])
+    return sku, float(total[sku])
+
+
+def decide_episode(
+    episode: HandEpisode, settings: InteractionSettings
+) -> tuple[str, str | None, float, float, str] | None:
+    """(action, sku, confidence, sku_confidence, plate) of an episode, None if never inside."""
+    inside = [i for i, f in enumerate(episode.frames) if f.zone is not None]
+    if not inside:
+        return None
+    k = settings.phase_frames
+    first, last = inside[0], inside[-1]
+    going_in = episode.frames[max(0, first - k + 1) : first + 1]
+    coming_out = episode.frames[last : last + k]
+    held_in, held_out = _share(going_in), _share(coming_out)
+    holding_in, holding_out = held_in >= settings.holding_share, held_out >= settings.holding_share
+    if holding_out and not holding_in:
+        action, phase = "pick", coming_out
+    elif holding_in and not holding_out:
+        action, phase = "put", going_in
+    else:
+        action, phase = "touch", []
+    sku, sku_conf = _mean_guess(phase)
+    confidence = abs(held_out - held_in) if action != "touch" else 1.0 - abs(held_out - held_in)
+    zones = [episode.frames[i].zone for i in inside]
+    plate = max(sorted(set(zones), key=str), key=zones.count)
+    assert plate is not None
+    return action, sku, round(float(confidence), 4), round(sku_conf, 4), plate
+
+
+class ShelfInteractionTracker:
+    """One shelf camera's detections in, ``Interaction`` events out."""
+
+    def __init__(
+        self,
+        store: Store,
+        camera: Camera,
+        zones: ZoneBoxes,
+        classify: Classify | None,
+        settings: InteractionSettings | None = None,
+    ) -> None:
+        if camera.kind != "shelf" or camera.gondola is None:
+            raise ValueError(f"camera {camera.id!r} is not a shelf camera watching a gondola")
+        if not zones:
+            raise ValueError(f"camera {camera.id!r} sees no plate zone; check its pose")
+        self.store = store
+        self.camera = camera
+        self.zones = {p: np.asarray(b, dtype=float) for p, b in zones.items()}
+        self.classify = classify
+        self.settings = settings or InteractionSettings()
+        self.hands = Tracker(self.settings.tracker, frame_rate_hz=camera.fps)
+        self.episodes: dict[int, HandEpisode] = {}
+        self.emitted = 0
+
+    def process(self, time_s: float, image: np.ndarray, dets: Detections) -> list[Interaction]:
+        """One frame; returns the episodes that closed with it."""
+        s = self.settings
+        hands = dets.class_id == s.hand_class_id
+        products = dets.xyxy[dets.class_id == s.product_class_id]
+        tracked = self.hands.update(
+            Detections(dets.xyxy[hands], dets.score[hands], dets.class_id[hands])
+        )
+        seen: set[int] = set()
+        for track in tracked:
+            if track.frames_since_hit > 0:
+                continue  # coasting: no observation to learn from this frame
+            seen.add(track.track_id)
+            self._observe(track.track_id, time_s, image, track.xyxy, products)
+        done = []
+        for hand_id in list(self.episodes):
+            ep = self.episodes[hand_id]
+            gone = hand_id not in {t.track_id for t in tracked}
+            if gone or (ep.entered and ep.frames_outside >= s.exit_frames):
+                done.append(self.episodes.pop(hand_id))
+            elif hand_id not in seen and ep.entered:
+                ep.frames_outside += 1
+        return [ev for ep in done if (ev := self._close(ep)) is not None]
+
+    def flush(self) -> list[Interaction]:
+        """Close every open episode (end of a stream)."""
+        done, self.episodes = list(self.episodes.values()), {}
+        return [ev for ep in done if (ev := self._close(ep)) is not None]
+
+    # ------------------------------------------------------------ internals
+
+    def _zone_of(self, box: np.ndarray) -> str | None:
+        area = max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-6)
+        best, best_share = None, self.settings.min_zone_overlap
+        for plate, z in self.zones.items():
+            w = min(box[2], z[2]) - max(box[0], z[0])
+            h = min(box[3], z[3]) - max(box[1], z[1])
+            share = max(w, 0.0) * max(h, 0.0) / area
+            if share >= best_share:
+                best, best_share = plate, share
+        return best
+
+    def _held_product(self, hand: np.ndarray, products: np.ndarray) -> np.ndarray | None:
+        if len(products) == 0:
+            return None
+        w, h = hand[2] - hand[0], hand[3] - hand[1]
+        grown = hand + np.array([-0.5 * w, -0.5 * h, 0.5 * w, 0.5 * h])
+        centres = (products[:, :2] + products[:, 2:]) / 2
+        inside = (
+            (centres[:, 0] >= grown[0])
+            & (centres[:, 0] <= grown[2])
+            & (centres[:, 1] >= grown[1])
+            & (centres[:, 1] <= grown[3])
+        )
+        if not inside.any():
+            return None
+        hand_c = (hand[:2] + hand[2:]) / 2
+        idx = np.flatnonzero(inside)
+        nearest = idx[np.argmin(np.linalg.norm(centres[idx] - hand_c, axis=1))]
+        return np.asarray(products[nearest], dtype=float)
+
+    def _crop_guess(self, image: np.ndarray, box: np.ndarray, zone: str | None) -> SkuGuess | None:
+        if self.classify is None:
+            return None
+        h, w = image.shape[:2]
+        x0, y0 = int(max(0, np.floor(box[0]))), int(max(0, np.floor(box[1])))
+        x1, y1 = int(min(w, np.ceil(box[2]))), int(min(h, np.ceil(box[3])))
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return None
+        return self.classify(image[y0:y1, x0:x1], None)
+
+    def _observe(
+        self, hand_id: int, time_s: float, image: np.ndarray, box: np.ndarray, products: np.ndarray
+    ) -> None:
+        ep = self.episodes.setdefault(hand_id, HandEpisode(self.camera.id, hand_id))
+        zone = self._zone_of(box)
+        product = self._held_product(box, products)
+        guess = self._crop_guess(image, product, zone) if product is not None else None
+        ep.frames.append(_Frame(time_s, zone, product is not None, box.copy(), guess))
+        if zone is not None:
+            ep.entered = True
+            ep.frames_outside = 0
+        elif ep.entered:
+            ep.frames_outside += 1
+
+    def _close(self, ep: HandEpisode) -> Interaction | None:
+        decided = decide_episode(ep, self.settings)
+        if decided is None:
+            return None
+        action, sku, confidence, sku_conf, plate = decided
+        first_in = next(f for f in ep.frames if f.zone is not None)
+        last_in = next(f for f in reversed(ep.frames) if f.zone is not None)
+        hand_x, hand_y = self._arm_root(plate, first_in.hand_xyxy)
+        self.emitted += 1
+        return Interaction(
+            id=f"{self.camera.id}:{ep.hand_id}:{round(first_in.time_s * 1000)}",
+            event_time_s=last_in.time_s,
+            device_id=self.camera.id,
+            gondola_id=str(self.camera.gondola),
+            plate_id=plate,
+            action=action,  # type: ignore[arg-type]
+            started_s=first_in.time_s,
+            sku=sku,
+            quantity=1 if sku is not None else 0,
+            confidence=confidence,
+            sku_confidence=sku_conf,
+            hand_x_m=hand_x,
+            hand_y_m=hand_y,
+        )
+
+    def _arm_root(self, plate: str, hand: np.ndarray) -> tuple[float, float]:
+        (x0, y), (x1, _) = self.store.plate_front_m(plate)
+        u, v = float((hand[0] + hand[2]) / 2), float((hand[1] + hand[3]) / 2)
+        x, _ = face_point_m(self.camera, u, v, y)
+        cam_y = self.camera.position_m[1]
+        into_aisle = self.settings.aisle_offset_m if cam_y > y else -self.settings.aisle_offset_m
+        return round(float(np.clip(x, x0 - 1.0, x1 + 1.0)), 3), round(y + into_aisle, 3)
