@@ -399,17 +399,16 @@ class StoreBrain:
         return reach_score_m(distance, speed_m_s(samples), self.settings.walking_penalty_s)
 
     def _interpret(self, ev: ShelfEvent, record: SessionRecord) -> Interpretation:
-        entry = self.store.planogram_by_plate.get(ev.plate_id)
-        own_sku = entry.sku if entry else None
+        # Every SKU the planogram puts on the plate is "home"; facings split the pick prior.
+        home = {e.sku: float(e.facings) for e in self.store.skus_on_plate(ev.plate_id)}
         weight = abs(ev.delta_g)
         items = self.store.items
         if ev.action == "pick":
-            own = items.get(own_sku) if own_sku else None
             foreign = self._foreign.get(ev.plate_id, {})
             return interpret_pick(
                 weight,
                 ev.noise_g,
-                own=own,
+                home=home,
                 foreign_on_plate=foreign,
                 items=items,
                 settings=self.settings,
@@ -422,7 +421,7 @@ class StoreBrain:
         return interpret_put(
             weight,
             ev.noise_g,
-            own_sku=own_sku,
+            home_skus=list(home),
             cart=self.ledger.cart(record.session_id),
             items=items,
             settings=self.settings,

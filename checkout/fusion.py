@@ -5,6 +5,13 @@ confidence; interpretation turns the settled weight change into a cart line,
 reading puts against the attributed shopper's own cart (a put can only return
 what that shopper holds) and remembering foreign units left on a plate.
 
+A plate may stock several SKUs ("home" SKUs, e.g. flavours of one yogurt).
+A pick then weighs every home SKU, its prior split by facings, against the
+foreign units on the plate. Where the weight cannot tell the chosen SKU from
+another home SKU (equal unit weights), the likeliest one is charged but its
+confidence is capped below ``review_below``: the visit is reviewed, never
+silently guessed.
+
 >>> attribute({"s-a": 0.4}, reach_m=0.9).session_id
 's-a'
 >>> attribute({"s-a": 0.4, "s-b": 0.5}, reach_m=0.9).confidence < 0.9
@@ -14,8 +21,8 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from checkout.settings import BrainSettings
 from iot.store import CatalogItem
@@ -207,20 +214,38 @@ def interpret_pick(
     weight_g: float,
     noise_g: float,
     *,
-    own: CatalogItem | None,
+    home: Mapping[str, float],
     foreign_on_plate: Mapping[str, int],
     items: Mapping[str, CatalogItem],
     settings: BrainSettings,
 ) -> Interpretation:
-    """A pick takes the plate's own SKU unless a foreign unit on it fits clearly better.
+    """A pick takes one of the plate's own SKUs unless a foreign unit on it fits clearly better.
 
-    "Clearly" is a likelihood ratio against the prior odds ``foreign_prior``:
-    a stray unit is rarer than the plate's own stock, so a slightly better fit
-    alone does not make a pick a stray.
+    ``home``: the plate's own SKUs -> prior weight (facings); normalised, so
+    together they hold prior 1 against ``foreign_prior`` for the likeliest
+    stray. "Clearly" is this likelihood ratio against the prior odds: a stray
+    unit is rarer than the plate's own stock, so a slightly better fit alone
+    does not make a pick a stray. Between home SKUs of equal weight the prior
+    decides, and the line is capped at ``shared_plate_tie_confidence``.
+
+    >>> from iot.store import CatalogItem
+    >>> cup = dict(gtin="04006380000018", price_cents=99, unit_weight_g=515.0)
+    >>> cup.update(weight_tolerance_g=3.0)
+    >>> items = {s: CatalogItem(sku=s, name=s, **cup) for s in ("YOG-ST", "YOG-VA")}
+    >>> got = interpret_pick(514.0, 2.0, home={"YOG-ST": 2, "YOG-VA": 1},
+    ...     foreign_on_plate={}, items=items, settings=BrainSettings())
+    >>> got.sku, got.sku_confidence < BrainSettings().review_below
+    ('YOG-ST', True)
     """
-    own_fit = fit(own, weight_g, noise_g, settings) if own else None
-    if own_fit is not None and own is not None and weight_g < 0.5 * own.unit_weight_g:
-        own_fit = None  # less than half a unit: nothing of the own SKU was taken
+    shares = _shares(home)
+    home_fits = []
+    for sku, share in shares.items():
+        item = items.get(sku)
+        if item is None or weight_g < 0.5 * item.unit_weight_g:
+            continue  # less than half a unit: nothing of this home SKU was taken
+        f = fit(item, weight_g, noise_g, settings)
+        if f is not None:
+            home_fits.append((share, f))
     foreign_fits = [
         f
         for sku, n in sorted(foreign_on_plate.items())
@@ -229,37 +254,44 @@ def interpret_pick(
         and f.z <= settings.fit_max_z
     ]
     best_foreign = min(foreign_fits, default=None)
-    if best_foreign is not None and (
-        own_fit is None
-        or (own_fit.z**2 - best_foreign.z**2) / 2 + math.log(settings.foreign_prior) > 0
-    ):
-        sku_conf = (
-            _posteriors([(settings.foreign_prior, best_foreign.z), (1.0, own_fit.z)])[0]
-            if own_fit is not None
-            else 1.0
-        )
-        return Interpretation(
-            best_foreign.sku,
-            best_foreign.count,
-            weight_confidence(best_foreign.z, settings),
-            sku_conf,
-            f"pick of {weight_g:.0f} g fits {best_foreign.count} x foreign {best_foreign.sku} "
-            f"(z {best_foreign.z:.1f}) left on the plate",
-            {best_foreign.sku: -best_foreign.count},
-        )
-    if own_fit is None:
+    candidates = list(home_fits)
+    if best_foreign is not None:
+        candidates.append((settings.foreign_prior, replace(best_foreign, foreign=True)))
+    if not candidates:
         return Interpretation(
             None, 0, 0.0, 0.0, f"pick of {weight_g:.0f} g fits no unit on the plate"
         )
-    sku_conf = 1.0
-    if best_foreign is not None:
-        sku_conf = _posteriors([(1.0, own_fit.z), (settings.foreign_prior, best_foreign.z)])[0]
+    # Log scores, not posteriors, choose: they never underflow; the first listed wins a tie.
+    scores = [math.log(prior) - f.z**2 / 2 for prior, f in candidates]
+    k = max(range(len(candidates)), key=lambda i: (scores[i], -i))
+    chosen = candidates[k][1]
+    sku_conf = _posteriors([(prior, f.z) for prior, f in candidates])[k]
+    if chosen.foreign:
+        return Interpretation(
+            chosen.sku,
+            chosen.count,
+            weight_confidence(chosen.z, settings),
+            sku_conf,
+            f"pick of {weight_g:.0f} g fits {chosen.count} x foreign {chosen.sku} "
+            f"(z {chosen.z:.1f}) left on the plate",
+            {chosen.sku: -chosen.count},
+        )
+    reason = f"pick of {weight_g:.0f} g fits {chosen.count} x {chosen.sku} (z {chosen.z:.1f})"
+    # Compared as log likelihoods: two equally bad fits still tie, they do not both underflow.
+    separation = math.log(settings.shared_plate_separation)
+    twins = [
+        f.sku
+        for _, f in home_fits
+        if f.sku != chosen.sku and (f.z**2 - chosen.z**2) / 2 < separation
+    ]
+    if twins:
+        sku_conf = min(sku_conf, settings.shared_plate_tie_confidence)
+        reason += (
+            f", but weight cannot tell it from {', '.join(twins)} on the same plate "
+            f"(likeliest by facings, {sku_conf:.0%} sure)"
+        )
     return Interpretation(
-        own_fit.sku,
-        own_fit.count,
-        weight_confidence(own_fit.z, settings),
-        sku_conf,
-        f"pick of {weight_g:.0f} g fits {own_fit.count} x {own_fit.sku} (z {own_fit.z:.1f})",
+        chosen.sku, chosen.count, weight_confidence(chosen.z, settings), sku_conf, reason
     )
 
 
@@ -267,7 +299,7 @@ def interpret_put(
     weight_g: float,
     noise_g: float,
     *,
-    own_sku: str | None,
+    home_skus: Collection[str],
     cart: Mapping[str, int],
     items: Mapping[str, CatalogItem],
     settings: BrainSettings,
@@ -276,10 +308,12 @@ def interpret_put(
     """A put returns units the shopper holds: the likeliest (SKU, count) in their cart.
 
     Each candidate's weight fit is weighed by a prior: the units of it the
-    shopper holds, times ``wrong_plate_prior`` unless it is the plate's own
-    SKU (most put-backs go where the item came from). The SKU confidence is
-    the chosen candidate's posterior, so two near-equal weights in one cart
-    come out unsure and the visit is reviewed rather than guessed.
+    shopper holds, times ``wrong_plate_prior`` unless it is one of the plate's
+    own SKUs ``home_skus`` (most put-backs go where the item came from). The
+    SKU confidence is the chosen candidate's posterior, so two near-equal
+    weights in one cart come out unsure and the visit is reviewed rather than
+    guessed; two SKUs of one shared plate that the weight cannot tell apart
+    are capped at ``shared_plate_tie_confidence`` whatever the cart holds.
 
     ``picked_unit_weights_g``: per SKU, the unit weights the shelves measured
     when this shopper picked it. A unit put back weighs what it weighed when
@@ -300,31 +334,42 @@ def interpret_put(
         )
 
     def prior(f: Fit) -> float:
-        return cart[f.sku] * (1.0 if f.sku == own_sku else settings.wrong_plate_prior)
+        return cart[f.sku] * (1.0 if f.sku in home_skus else settings.wrong_plate_prior)
 
     picked = picked_unit_weights_g or {}
-    posteriors = _normalise(
-        [
-            prior(f)
-            * _put_likelihood(
-                f,
-                items[f.sku],
-                weight_g,
-                noise_g,
-                picked_g=picked.get(f.sku, ()),
-                settings=settings,
-            )
-            for f in fits
-        ]
-    )
+    likelihoods = [
+        _put_likelihood(
+            f,
+            items[f.sku],
+            weight_g,
+            noise_g,
+            picked_g=picked.get(f.sku, ()),
+            settings=settings,
+        )
+        for f in fits
+    ]
+    posteriors = _normalise([prior(f) * lk for f, lk in zip(fits, likelihoods, strict=True)])
     best = max(range(len(fits)), key=lambda i: (posteriors[i], -fits[i].z))
     chosen, sku_conf = fits[best], posteriors[best]
-    wrong_plate = chosen.sku != own_sku
+    wrong_plate = chosen.sku not in home_skus
+    twins = [
+        f.sku
+        for f, lk in zip(fits, likelihoods, strict=True)
+        if not wrong_plate
+        and f.sku != chosen.sku
+        and f.sku in home_skus
+        and likelihoods[best] < settings.shared_plate_separation * lk
+    ]
+    if twins:
+        sku_conf = min(sku_conf, settings.shared_plate_tie_confidence)
     reason = f"put of {weight_g:.0f} g fits {chosen.count} x {chosen.sku} (z {chosen.z:.1f})"
     if sku_conf < 0.95:
         reason += f", {sku_conf:.0%} likely among near-equal fits"
+    if twins:
+        reason += f"; weight cannot tell it from {', '.join(twins)} of the same plate"
     if wrong_plate:
-        reason += f"; left on a plate stocking {own_sku}"
+        stocking = ", ".join(sorted(home_skus)) or "nothing"
+        reason += f"; left on a plate stocking {stocking}"
     return Interpretation(
         chosen.sku,
         -chosen.count,
@@ -358,6 +403,13 @@ def _put_likelihood(
 
 def _gauss(z: float) -> float:
     return math.exp(-0.5 * min(z * z, 1400.0))
+
+
+def _shares(weights: Mapping[str, float]) -> dict[str, float]:
+    """Prior weights normalised to sum 1 (file order kept); non-positive ones dropped."""
+    positive = {k: float(w) for k, w in weights.items() if w > 0}
+    total = sum(positive.values())
+    return {k: w / total for k, w in positive.items()}
 
 
 def _normalise(weights: list[float]) -> list[float]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["BrainSettings"]
 
@@ -149,6 +149,23 @@ class BrainSettings(BaseModel):
         description="Prior odds that a pick takes a foreign unit left on the plate rather than "
         "the plate's own SKU (own units far outnumber strays); the weight must overcome it.",
     )
+    shared_plate_separation: float = Field(
+        default=10.0,
+        ge=1,
+        le=1e6,
+        description="On a plate stocking several SKUs, the weight names the chosen one only if "
+        "its fit is this many times likelier than that of every other SKU of the plate; "
+        "otherwise the facings (or the cart) chose and the line is capped at "
+        "shared_plate_tie_confidence.",
+    )
+    shared_plate_tie_confidence: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Highest SKU confidence of a line whose SKU the weight could not tell from "
+        "another SKU of the same plate (flavours or colours of equal weight). Below "
+        "review_below, so such a visit is reviewed rather than silently guessed.",
+    )
     # --- review ---
     review_below: float = Field(
         default=0.7,
@@ -176,3 +193,13 @@ class BrainSettings(BaseModel):
         le=86_400,
         description="Receipted sessions stay in memory this long, to refuse late events clearly.",
     )
+
+    @model_validator(mode="after")
+    def _ties_are_reviewed(self) -> BrainSettings:
+        if self.review_below > 0 and self.shared_plate_tie_confidence >= self.review_below:
+            raise ValueError(
+                f"shared_plate_tie_confidence {self.shared_plate_tie_confidence} is not below "
+                f"review_below {self.review_below}: a guess between equal-weight SKUs on one "
+                "plate would go unreviewed; lower shared_plate_tie_confidence"
+            )
+        return self

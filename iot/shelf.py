@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from iot.bus import Inbox, Message, Transport, publish
 from iot.payloads import ShelfEvent, ShelfSamples
-from iot.store import Store
+from iot.store import PlanogramEntry, Store
 from iot.topics import TOPICS
 
 __all__ = [
@@ -528,9 +528,31 @@ class ShelfAdapter:
                 # report a second, derived gap; the detector already treats it as a break.
                 self._next_t.pop(ps.plate_id, None)
 
+    def _best_reading(
+        self, entries: list[PlanogramEntry], change: PlateChange
+    ) -> tuple[str, int, float]:
+        """(sku, units, confidence) of the plate's SKU whose unit weight fits the change best.
+
+        On a plate shared by SKUs of equal weight this is the first listed: the
+        edge only reads weight; the brain weighs the SKUs against each other.
+        """
+        best: tuple[str, int, float] | None = None
+        for entry in entries:
+            item = self.store.items[entry.sku]
+            quantity, confidence = read_quantity(
+                change.delta_g,
+                unit_weight_g=item.unit_weight_g,
+                tolerance_g=item.weight_tolerance_g,
+                noise_g=change.noise_g,
+            )
+            if best is None or confidence > best[2]:
+                best = (entry.sku, quantity, confidence)
+        assert best is not None, "called with at least one planogram entry"
+        return best
+
     def _emit(self, controller_id: str, plate_id: str, change: PlateChange) -> None:
-        entry = self.store.planogram_by_plate.get(plate_id)
-        if entry is None:
+        entries = self.store.skus_on_plate(plate_id)
+        if not entries:
             log.warning(
                 "%s: change of %.1f g on plate %s, which has no planogram entry; not published",
                 self.service_id,
@@ -538,13 +560,7 @@ class ShelfAdapter:
                 plate_id,
             )
             return
-        item = self.store.items[entry.sku]
-        quantity, confidence = read_quantity(
-            change.delta_g,
-            unit_weight_g=item.unit_weight_g,
-            tolerance_g=item.weight_tolerance_g,
-            noise_g=change.noise_g,
-        )
+        sku, quantity, confidence = self._best_reading(entries, change)
         start_ms, settle_ms = round(change.started_s * 1000), round(change.settled_s * 1000)
         event = ShelfEvent(
             # Start and settle times together: two changes released at once still differ.
@@ -555,7 +571,7 @@ class ShelfAdapter:
             action="pick" if change.delta_g < 0 else "put",
             delta_g=change.delta_g,
             started_s=change.started_s,
-            sku=entry.sku,
+            sku=sku,
             quantity=min(quantity, 1000),
             confidence=confidence,
             noise_g=min(change.noise_g, 10_000.0),

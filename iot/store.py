@@ -1,8 +1,9 @@
 """The store description: one validated file that every room reads.
 
 A store file (YAML) describes the floor plan in metres, the gondolas with
-their shelves and weight plates, the planogram (which SKU sits on which
-plate), the catalog and the devices. It is checked once, at start, and a bad
+their shelves and weight plates, the planogram (which SKUs sit on which
+plate: a plate may share its load cell between several SKUs, e.g. flavours
+of one yogurt), the catalog and the devices. It is checked once, at start, and a bad
 file fails with the dotted path of the bad field and what to do about it.
 
 Geometry conventions: the floor is the x/y plane in metres, origin at a
@@ -160,11 +161,20 @@ class Catalog(_Strict):
 
 
 class PlanogramEntry(_Strict):
+    """One SKU on one plate; a plate shared by several SKUs has one entry per SKU."""
+
     plate: str = Field(description="Plate id.")
     sku: str = Field(description="SKU stocked on the plate.")
-    facings: int = Field(default=1, ge=1, description="Facings of the SKU on the plate.")
-    capacity_units: int = Field(ge=1, description="Units the plate holds when full.")
-    initial_units: int = Field(ge=0, description="Units on the plate when a scenario starts.")
+    facings: int = Field(
+        default=1,
+        ge=1,
+        description="Facings of the SKU on the plate; on a shared plate they split the prior "
+        "of which SKU a pick took.",
+    )
+    capacity_units: int = Field(ge=1, description="Units of this SKU the plate holds when full.")
+    initial_units: int = Field(
+        ge=0, description="Units of this SKU on the plate when a scenario starts."
+    )
 
     @model_validator(mode="after")
     def _initial_le_capacity(self) -> PlanogramEntry:
@@ -262,7 +272,7 @@ class Store(_Strict):
             "plate id", [p.id for g in self.gondolas for s in g.shelves for p in s.plates]
         )
         _check_unique("sku", [i.sku for i in self.catalog.items])
-        _check_unique("planogram plate", [e.plate for e in self.planogram])
+        _check_planogram_pairs(self.planogram)
         plate_ids = {p.id for g in self.gondolas for s in g.shelves for p in s.plates}
         skus = {i.sku for i in self.catalog.items}
         for n, entry in enumerate(self.planogram):
@@ -272,6 +282,7 @@ class Store(_Strict):
                 )
             if entry.sku not in skus:
                 raise ValueError(f"planogram[{n}].sku {entry.sku!r} is not in the catalog")
+        self._check_full_plates_fit()
         gondola_ids = {g.id for g in self.gondolas}
         for n, ctl in enumerate(self.devices.shelf_controllers):
             if ctl.gondola not in gondola_ids:
@@ -282,6 +293,25 @@ class Store(_Strict):
             if g.x_m + g.length_m > self.floor.width_m or g.y_m + g.depth_m > self.floor.depth_m:
                 raise ValueError(f"gondola {g.id!r} extends beyond the floor")
         return self
+
+    def _check_full_plates_fit(self) -> None:
+        """Every SKU on a plate at capacity together must not overload its load cell."""
+        items = {i.sku: i for i in self.catalog.items}
+        plates = {p.id: p for g in self.gondolas for s in g.shelves for p in s.plates}
+        full_g: dict[str, float] = {}
+        for e in self.planogram:
+            unit_g = items[e.sku].unit_weight_g
+            full_g[e.plate] = full_g.get(e.plate, 0.0) + e.capacity_units * unit_g
+        for plate_id, load_g in full_g.items():
+            limit_g = plates[plate_id].max_load_g
+            if load_g > limit_g:
+                parts = ", ".join(
+                    f"{e.capacity_units} x {e.sku}" for e in self.planogram if e.plate == plate_id
+                )
+                raise ValueError(
+                    f"plate {plate_id!r} full ({parts}) weighs {load_g:.0f} g, above its "
+                    f"max_load_g {limit_g:.0f} g; lower capacity_units or raise max_load_g"
+                )
 
     # --- derived look-ups (cached: the model is frozen) ---
 
@@ -301,8 +331,26 @@ class Store(_Strict):
         return {i.sku: i for i in self.catalog.items}
 
     @cached_property
-    def planogram_by_plate(self) -> dict[str, PlanogramEntry]:
-        return {e.plate: e for e in self.planogram}
+    def planogram_by_plate(self) -> dict[str, list[PlanogramEntry]]:
+        """Stocked plate id -> its planogram entries (several on a shared plate), file order."""
+        out: dict[str, list[PlanogramEntry]] = {}
+        for e in self.planogram:
+            out.setdefault(e.plate, []).append(e)
+        return out
+
+    def skus_on_plate(self, plate_id: str) -> list[PlanogramEntry]:
+        """The planogram entries of a plate in file order; empty for an unstocked plate.
+
+        >>> from pathlib import Path
+        >>> store = load_store(Path(__file__).resolve().parents[1] / "stores" / "demo.yaml")
+        >>> [e.sku for e in store.skus_on_plate("g01-s1-p1")]
+        ['SKU001']
+        """
+        return list(self.planogram_by_plate.get(plate_id, ()))
+
+    def planogram_entry(self, plate_id: str, sku: str) -> PlanogramEntry | None:
+        """The entry stocking ``sku`` on ``plate_id``, or None if the plate does not stock it."""
+        return next((e for e in self.planogram_by_plate.get(plate_id, ()) if e.sku == sku), None)
 
     @cached_property
     def controller_plates(self) -> dict[str, list[str]]:
@@ -346,6 +394,18 @@ def _check_unique(what: str, values: list[str]) -> None:
         if v in seen:
             raise ValueError(f"duplicate {what} {v!r}; ids must be unique")
         seen.add(v)
+
+
+def _check_planogram_pairs(planogram: list[PlanogramEntry]) -> None:
+    """A plate may stock several SKUs, but each (plate, SKU) pair only once."""
+    first: dict[tuple[str, str], int] = {}
+    for n, e in enumerate(planogram):
+        k = first.setdefault((e.plate, e.sku), n)
+        if k != n:
+            raise ValueError(
+                f"planogram[{n}] repeats plate {e.plate!r} with sku {e.sku!r} "
+                f"(first listed at planogram[{k}]); merge the two entries into one"
+            )
 
 
 def gtin_check_digit(first13: str) -> int:

@@ -51,11 +51,12 @@ class HandTransient:
 
 @dataclass(frozen=True)
 class StockEvent:
-    """The stock of a plate's own SKU changed (for stock-out truth)."""
+    """The stock of one of a plate's own SKUs changed (for stock-out truth)."""
 
     plate_id: str
     t_s: float
-    units: int  # units of the planogram SKU after the change
+    units: int  # units of ``sku`` on the plate after the change
+    sku: str  # the planogram SKU whose stock changed (one of several on a shared plate)
 
 
 @dataclass
@@ -81,32 +82,35 @@ def assign_units(
 ) -> tuple[PlateLoads, dict[Reach, float], list[StockEvent]]:
     """Move real units between plates and baskets.
 
+    Units are kept per (plate, SKU): a plate shared by several SKUs holds a
+    separate pile of each, and a pick takes from the pile of the reach's SKU.
     Returns each plate's loads, each reach's moved weight and the stock changes.
     """
     rng = np.random.default_rng([seed, 4])
-    own: dict[str, list[float]] = {}  # units of the plate's planogram SKU
+    own: dict[tuple[str, str], list[float]] = {}  # (plate, planogram SKU) -> unit weights
     initial: dict[str, float] = {}
     for plate_id in store.plates():
-        entry = store.planogram_by_plate.get(plate_id)
-        units: list[float] = []
-        if entry is not None:
+        on_plate_g = 0.0
+        for entry in store.skus_on_plate(plate_id):
             item = store.items[entry.sku]
             units = rng.normal(
                 item.unit_weight_g, item.weight_tolerance_g, entry.initial_units
             ).tolist()
-        own[plate_id] = units
-        initial[plate_id] = float(rng.uniform(*TARE_G)) + sum(units)
+            own[(plate_id, entry.sku)] = units
+            on_plate_g += sum(units)
+        initial[plate_id] = float(rng.uniform(*TARE_G)) + on_plate_g
     baskets: dict[tuple[int, str], list[float]] = {}
     changes: dict[str, list[tuple[float, float]]] = {p: [] for p in store.plates()}
     weights: dict[Reach, float] = {}
     stock: list[StockEvent] = []
     for r in sorted(reaches, key=lambda r: (r.change_s, r.visit)):
         basket = baskets.setdefault((r.visit, r.sku), [])
+        pile = (r.plate_id, r.sku)
         if r.action == "pick":
-            units = own[r.plate_id]
+            units = own.get(pile, [])
             if len(units) < r.quantity:
                 raise RuntimeError(
-                    f"plan picks {r.quantity} from {r.plate_id} holding {len(units)}"
+                    f"plan picks {r.quantity} x {r.sku} from {r.plate_id} holding {len(units)}"
                 )
             moved = [units.pop(int(rng.integers(len(units)))) for _ in range(r.quantity)]
             basket.extend(moved)
@@ -114,12 +118,12 @@ def assign_units(
         else:
             moved = [basket.pop(int(rng.integers(len(basket)))) for _ in range(r.quantity)]
             if not r.wrong_plate:
-                own[r.plate_id].extend(moved)  # a foreign unit is never picked again
+                own[pile].extend(moved)  # a foreign unit is never picked again
             delta = sum(moved)
         weights[r] = sum(moved)
         changes[r.plate_id].append((r.change_s, delta))
         if not r.wrong_plate:
-            stock.append(StockEvent(r.plate_id, r.change_s, len(own[r.plate_id])))
+            stock.append(StockEvent(r.plate_id, r.change_s, len(own[pile]), r.sku))
     loads = PlateLoads(initial, {}, {})
     for plate_id, ch in changes.items():
         loads.change_s[plate_id] = np.array([t for t, _ in ch])

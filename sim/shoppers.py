@@ -9,6 +9,11 @@ hands on one plate at once, and never a pick from an empty plate.
 
 Each visit draws from its own generator (seed, visit index), so one visit's
 choices do not shift the random stream of the others.
+
+A plate may stock several SKUs (a shared plate): the shopper then also
+chooses which SKU to take, in proportion to the facings of those still in
+stock, and stock is booked per (plate, SKU). On a plate with one SKU no
+extra random number is drawn, so single-SKU stores plan exactly as before.
 """
 
 from __future__ import annotations
@@ -127,13 +132,16 @@ class _Walker:
             self.keys.append((t_s, *self.pos))
 
 
+Pile = tuple[str, str]  # (plate id, SKU): one SKU's units on one plate
+
+
 class _Ledger:
-    """Shared state of the plan: who stands where when, and plate stock over time."""
+    """Shared state of the plan: who stands where when, and stock per (plate, SKU) over time."""
 
     def __init__(self, store: Store) -> None:
         self.spots: dict[SpotKey, list[tuple[float, float, int]]] = {}
-        self.initial = {p: e.initial_units for p, e in store.planogram_by_plate.items()}
-        self.changes: dict[str, list[tuple[float, int]]] = {p: [] for p in self.initial}
+        self.initial: dict[Pile, int] = {(e.plate, e.sku): e.initial_units for e in store.planogram}
+        self.changes: dict[Pile, list[tuple[float, int]]] = {k: [] for k in self.initial}
 
     def conflicts(
         self, key: SpotKey, start: float, end: float, owner: int
@@ -156,10 +164,10 @@ class _Ledger:
     def reserve(self, key: SpotKey, start: float, end: float, owner: int) -> None:
         self.spots.setdefault(key, []).append((start, end, owner))
 
-    def available(self, plate_id: str, t_s: float) -> int:
-        """Units of the plate's SKU that can be taken at t_s without starving a planned pick."""
-        changes = sorted(self.changes[plate_id])
-        stock = self.initial[plate_id] + sum(d for t, d in changes if t <= t_s)
+    def available(self, plate_id: str, sku: str, t_s: float) -> int:
+        """Units of ``sku`` on the plate that can go at t_s without starving a planned pick."""
+        changes = sorted(self.changes[(plate_id, sku)])
+        stock = self.initial[(plate_id, sku)] + sum(d for t, d in changes if t <= t_s)
         lowest = stock
         for t, d in changes:
             if t > t_s:
@@ -167,8 +175,8 @@ class _Ledger:
                 lowest = min(lowest, stock)
         return max(lowest, 0)
 
-    def change(self, plate_id: str, t_s: float, delta: int) -> None:
-        self.changes[plate_id].append((t_s, delta))
+    def change(self, plate_id: str, sku: str, t_s: float, delta: int) -> None:
+        self.changes[(plate_id, sku)].append((t_s, delta))
 
 
 @dataclass
@@ -195,6 +203,10 @@ class _Planner:
         self.plan = plan
         self.ledger = _Ledger(store)
         self.stocked = [p for p in store.plates() if p in store.planogram_by_plate]
+        self.facings = {
+            p: [(e.sku, e.facings) for e in entries]
+            for p, entries in store.planogram_by_plate.items()
+        }
         self.keys = {p: spot_key(store, p) for p in store.plates()}
         by_key: dict[SpotKey, list[str]] = {}
         for p in store.plates():
@@ -278,9 +290,7 @@ class _Planner:
     def _choose_plate(
         self, rng: np.random.Generator, walker: _Walker, visited: set[str], owner: int
     ) -> str | None:
-        cands = [
-            p for p in self.stocked if p not in visited and self.ledger.available(p, walker.t) >= 1
-        ]
+        cands = [p for p in self.stocked if p not in visited and self._in_stock(p, walker.t)]
         if not cands:
             return None
         dist = np.array([math.dist(walker.pos, self.plan.spot(p)) for p in cands])
@@ -309,11 +319,29 @@ class _Planner:
 
     # --- one stop at a plate ---
 
+    def _in_stock(self, plate_id: str, t_s: float) -> bool:
+        """Some SKU of the plate can be taken at t_s."""
+        return any(self.ledger.available(plate_id, sku, t_s) >= 1 for sku in self._skus(plate_id))
+
+    def _choose_sku(self, rng: np.random.Generator, plate_id: str, t_s: float) -> str:
+        """The SKU a shopper takes from the plate: by facings among those in stock.
+
+        One candidate draws nothing, so a single-SKU plate leaves the stream untouched.
+        """
+        cands = [
+            (sku, n)
+            for sku, n in self.facings[plate_id]
+            if self.ledger.available(plate_id, sku, t_s) >= 1
+        ] or self.facings[plate_id]
+        if len(cands) == 1:
+            return cands[0][0]
+        weights = np.array([n for _, n in cands], dtype=float)
+        return cands[int(rng.choice(len(cands), p=weights / weights.sum()))][0]
+
     def _actions(
-        self, rng: np.random.Generator, plate_id: str, carried: list[tuple[str, str]]
+        self, rng: np.random.Generator, plate_id: str, carried: list[tuple[str, str]], t_s: float
     ) -> list[_Action]:
         """What the hand does at this stop, in order."""
-        sku = self.store.planogram_by_plate[plate_id].sku
         actions: list[_Action] = []
         if carried and rng.random() < self.b.wrong_plate_put_back_prob:
             # Leave a carried unit on a plate at this spot that does not stock its SKU.
@@ -322,22 +350,23 @@ class _Planner:
             targets = [
                 p
                 for p in self.plates_at[self.keys[plate_id]]
-                if p != origin and self._sku(p) != unit_sku
+                if p != origin and unit_sku not in self._skus(p)
             ]
             if targets:
                 carried.pop(k)
                 actions.append(
                     _Action("put", targets[int(rng.integers(len(targets)))], unit_sku, 1)
                 )
+        sku = self._choose_sku(rng, plate_id, t_s)
         multi = rng.random() < self.b.multi_pick_prob
         actions.append(_Action("pick", plate_id, sku, int(rng.integers(2, 4)) if multi else 1))
         if rng.random() < self.b.put_back_prob:
             actions.append(_Action("put", plate_id, sku, 1))
         return actions
 
-    def _sku(self, plate_id: str) -> str | None:
-        entry = self.store.planogram_by_plate.get(plate_id)
-        return entry.sku if entry else None
+    def _skus(self, plate_id: str) -> list[str]:
+        """SKUs the planogram puts on the plate (none for an unstocked plate)."""
+        return [sku for sku, _ in self.facings.get(plate_id, ())]
 
     def _stop(
         self,
@@ -348,7 +377,7 @@ class _Planner:
         carried: list[tuple[str, str]],
     ) -> None:
         b = self.b
-        actions = self._actions(rng, plate_id, carried)
+        actions = self._actions(rng, plate_id, carried, walker.t)
         browse = _draw(rng, b.browse_s)
         for act in actions:
             act.reach_s = _draw(rng, b.reach_s)
@@ -403,10 +432,10 @@ class _Planner:
             if n:
                 t += gaps[n - 1]
             change = t + act.change_frac * act.reach_s
-            own = self._sku(act.plate_id) == act.sku
+            own = act.sku in self._skus(act.plate_id)
             qty = act.quantity
             if act.action == "pick":
-                qty = min(qty, self.ledger.available(act.plate_id, change))
+                qty = min(qty, self.ledger.available(act.plate_id, act.sku, change))
                 picked = qty
                 carried.extend([(act.sku, act.plate_id)] * qty)
             elif own:
@@ -415,7 +444,8 @@ class _Planner:
                     carried.remove((act.sku, act.plate_id))
             if qty:
                 if own:
-                    self.ledger.change(act.plate_id, change, -qty if act.action == "pick" else qty)
+                    delta = -qty if act.action == "pick" else qty
+                    self.ledger.change(act.plate_id, act.sku, change, delta)
                 visit.reaches.append(
                     Reach(
                         visit.index,

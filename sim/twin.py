@@ -84,7 +84,7 @@ class Twin:
             )
             for i, c in enumerate(store.devices.shelf_controllers)
         ]
-        self.truth = _truth(store, self.visits, reaches, weights, stock)
+        self.truth = _truth(self.visits, reaches, weights, stock)
         self._scans = np.array(sorted(v.scan_s for v in self.visits))
         self._exits = np.array(sorted(v.exit_s for v in self.visits))
         streams: list[Iterator[Outgoing]] = [self._gate_stream()]
@@ -216,7 +216,6 @@ class Twin:
 
 
 def _truth(
-    store: Store,
     visits: list[VisitPlan],
     reaches: list[Reach],
     weights: dict[Reach, float],
@@ -251,19 +250,20 @@ def _truth(
             for v in visits
         ],
         interactions=interactions,
-        stockouts=_stockouts(store, stock),
+        stockouts=_stockouts(stock),
     )
 
 
-def _stockouts(store: Store, events: list[StockEvent]) -> list[StockoutTruth]:
+def _stockouts(events: list[StockEvent]) -> list[StockoutTruth]:
+    """Each (plate, SKU) that ran empty: one SKU of a shared plate can run out alone."""
     out: list[StockoutTruth] = []
-    open_: dict[str, int] = {}
+    open_: dict[tuple[str, str], int] = {}
     for e in sorted(events, key=lambda e: e.t_s):
-        sku = store.planogram_by_plate[e.plate_id].sku
-        if e.units == 0 and e.plate_id not in open_:
-            open_[e.plate_id] = len(out)
-            out.append(StockoutTruth(plate_id=e.plate_id, sku=sku, empty_s=e.t_s))
-        elif e.units > 0 and e.plate_id in open_:
-            k = open_.pop(e.plate_id)
+        pile = (e.plate_id, e.sku)
+        if e.units == 0 and pile not in open_:
+            open_[pile] = len(out)
+            out.append(StockoutTruth(plate_id=e.plate_id, sku=e.sku, empty_s=e.t_s))
+        elif e.units > 0 and pile in open_:
+            k = open_.pop(pile)
             out[k] = out[k].model_copy(update={"refilled_s": e.t_s})
     return out

@@ -25,7 +25,7 @@ from iot.store import load_store
 STORE = load_store("stores/demo.yaml")
 T0 = 1_800_000_000.0
 PLATE = "g01-s1-p1"  # south face of g01 at y = 3.5; a shopper reaches it from y ~ 3.05
-SKU = STORE.planogram_by_plate[PLATE].sku
+SKU = STORE.skus_on_plate(PLATE)[0].sku
 UNIT_G = STORE.items[SKU].unit_weight_g
 
 

@@ -51,8 +51,17 @@ def test_plate_geometry_faces_the_aisle() -> None:
             "planogram[0].sku 'NOPE' is not in the catalog",
         ),
         (
+            lambda d: d["planogram"][1].update(
+                plate=d["planogram"][0]["plate"], sku=d["planogram"][0]["sku"]
+            ),
+            "planogram[1] repeats plate 'g01-s1-p1' with sku 'SKU001' (first listed at "
+            "planogram[0]); merge",
+        ),
+        (
+            # A second SKU on a plate is fine, but not when both full overload the load cell.
             lambda d: d["planogram"][1].update(plate=d["planogram"][0]["plate"]),
-            "duplicate planogram plate",
+            "plate 'g01-s1-p1' full (24 x SKU001, 24 x SKU002) weighs 25104 g, above its "
+            "max_load_g 20000 g",
         ),
         (lambda d: d["planogram"][0].update(initial_units=10_000), "exceeds capacity_units"),
         (
@@ -95,3 +104,32 @@ def test_unreadable_and_non_yaml_files_fail_clearly(tmp_path: Path) -> None:
 def test_gtin_check_digit(first13: str, digit: int) -> None:
     # 80614141123458 is the GTIN of the GS1 SGTIN-96 worked example.
     assert gtin_check_digit(first13) == digit
+
+
+def test_a_plate_may_stock_several_skus(raw: dict) -> None:
+    data = copy.deepcopy(raw)
+    # SKU002 moves next to SKU001 on g01-s1-p1, half as many of each so the full plate fits.
+    first, second = data["planogram"][0], data["planogram"][1]
+    lonely = second["plate"]
+    second["plate"] = first["plate"]
+    for entry in (first, second):
+        entry.update(capacity_units=12, initial_units=10)
+    store = parse_store(data, "shared.yaml")
+    entries = store.skus_on_plate(first["plate"])
+    assert [e.sku for e in entries] == [first["sku"], second["sku"]], "file order"
+    assert store.planogram_by_plate[first["plate"]] == entries
+    assert store.skus_on_plate(lonely) == [], "the plate SKU002 left is unstocked"
+    assert lonely not in store.planogram_by_plate
+    entry = store.planogram_entry(first["plate"], second["sku"])
+    assert entry is not None and entry.initial_units == 10
+    assert store.planogram_entry(lonely, second["sku"]) is None
+    # The returned list is a copy: callers cannot change the store's planogram.
+    entries.clear()
+    assert len(store.skus_on_plate(first["plate"])) == 2
+
+
+def test_the_twins_store_loads_with_shared_plates() -> None:
+    store = load_store(DEMO.parent / "twins.yaml")
+    sizes = [len(store.skus_on_plate(p)) for p in store.plates()]
+    assert sum(2 <= n <= 3 for n in sizes) >= 6
+    assert len({e.plate for e in store.planogram}) == len(store.plates()), "every plate stocked"

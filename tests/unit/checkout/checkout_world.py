@@ -35,7 +35,7 @@ def shelf_event(
     noise_g: float = 2.0,
 ) -> ShelfEvent:
     """A shelf event as a controller would send it (sku/quantity read against the planogram)."""
-    entry = store.planogram_by_plate[plate_id]
+    entry = store.skus_on_plate(plate_id)[0]
     unit = store.items[entry.sku].unit_weight_g
     controller = next(c for c, plates in store.controller_plates.items() if plate_id in plates)
     return ShelfEvent(

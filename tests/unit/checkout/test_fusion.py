@@ -112,7 +112,7 @@ def test_pick_interpretation(store, *, case, weight_g, foreign, sku, qty, min_co
     got = interpret_pick(
         weight_g,
         2.0,
-        own=item(store, "SKU001"),
+        home={"SKU001": 2.0},
         foreign_on_plate=foreign,
         items=store.items,
         settings=S,
@@ -170,7 +170,7 @@ def test_pick_interpretation(store, *, case, weight_g, foreign, sku, qty, min_co
 def test_put_interpretation(
     store, *, case, weight_g, cart, own, sku, qty, foreign, conf_range
 ) -> None:
-    got = interpret_put(weight_g, 2.0, own_sku=own, cart=cart, items=store.items, settings=S)
+    got = interpret_put(weight_g, 2.0, home_skus=[own], cart=cart, items=store.items, settings=S)
     if case == "near-equal, other plate":
         assert got.sku in {"SKU001", "SKU002"}
         assert got.plate_foreign_delta == {got.sku: 1}
@@ -207,11 +207,13 @@ def test_a_unit_put_back_is_matched_to_the_weight_it_had_when_picked(store) -> N
     # still water was left there; the weight measured at the pick says the sparkling
     # unit came home.
     cart = {"SKU001": 2, "SKU002": 1}
-    blind = interpret_put(515.0, 2.0, own_sku="SKU002", cart=cart, items=store.items, settings=S)
+    blind = interpret_put(
+        515.0, 2.0, home_skus=["SKU002"], cart=cart, items=store.items, settings=S
+    )
     seen = interpret_put(
         515.0,
         2.0,
-        own_sku="SKU002",
+        home_skus=["SKU002"],
         cart=cart,
         items=store.items,
         settings=S,

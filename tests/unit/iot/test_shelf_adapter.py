@@ -51,8 +51,10 @@ class Rig:
     def levels(self, ctl: str = CTL) -> dict[str, float]:
         levels = {}
         for pid in self.store.controller_plates[ctl]:
-            entry = self.store.planogram_by_plate[pid]
-            levels[pid] = 1500.0 + entry.initial_units * self.store.items[entry.sku].unit_weight_g
+            levels[pid] = 1500.0 + sum(
+                e.initial_units * self.store.items[e.sku].unit_weight_g
+                for e in self.store.skus_on_plate(pid)
+            )
         return levels
 
     def send(self, levels: dict[str, float], seconds: float, ctl: str = CTL) -> None:
