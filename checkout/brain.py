@@ -31,6 +31,7 @@ from typing import Literal
 from checkout.fusion import (
     Attribution,
     Interpretation,
+    Seen,
     attribute,
     interpret_pick,
     interpret_put,
@@ -44,6 +45,7 @@ from checkout.ledger import Ledger, SessionRecord, ShelfDecision
 from checkout.receipts import build_receipt
 from checkout.sessions import SessionBook, session_id_for
 from checkout.settings import BrainSettings
+from checkout.sightings import Sightings
 from checkout.tracks import TrackHistory
 from iot.bus import Inbox, Message, Transport, publish
 from iot.payloads import (
@@ -52,6 +54,7 @@ from iot.payloads import (
     Event,
     GateEntry,
     GateExit,
+    Interaction,
     Receipt,
     SessionEvent,
     ShelfEvent,
@@ -96,6 +99,12 @@ class StoreBrain:
         self.inbox: Inbox | None = None
         self._counts: Counter[str] = Counter()
         self._foreign: dict[str, dict[str, int]] = {}
+        self.sightings = Sightings(self.settings.track_retention_s)
+        self._shelf_of = {p.id: s.id for _, s, p in store.iter_plates()}
+        self._shelf_cameras: dict[str, list[str]] = {}
+        for cam in store.devices.cameras:
+            if cam.kind == "shelf" and cam.gondola is not None:
+                self._shelf_cameras.setdefault(cam.gondola, []).append(cam.id)
         self._pending: list[tuple[float, int, Message]] = []  # (due time, seq, shelf event or exit)
         self._seq = itertools.count()
         self._lock = threading.RLock()  # handlers (broker thread) and tick (caller) take turns
@@ -134,6 +143,8 @@ class StoreBrain:
             inbox.on(TOPICS["gate_exits"], self._guarded(self._on_exit))
             inbox.on(TOPICS["tracks"], self._guarded(self._on_tracks))
             inbox.on(TOPICS["shelf_events"], self._guarded(self._on_shelf))
+            inbox.on(TOPICS["interactions"], self._guarded(self._on_interaction))
+            inbox.on(TOPICS["status"], self._guarded(self._on_camera_status), kind="camera")
             self._publish_status("online")
 
     def tick(self, now_s: float) -> None:
@@ -258,6 +269,30 @@ class StoreBrain:
             self._schedule(ev.event_time_s, msg)
         self._advance(ev.event_time_s)
 
+    def _on_interaction(self, msg: Message) -> None:
+        seen = msg.payload
+        assert isinstance(seen, Interaction)
+        watching = self._shelf_cameras.get(seen.gondola_id, [])
+        gondola = self.store.plate(seen.plate_id)[0].id if seen.plate_id in self._shelf_of else None
+        if seen.device_id not in watching or gondola != seen.gondola_id:
+            self.inbox_reject(
+                msg,
+                "unknown plate or camera",
+                f"camera {seen.device_id!r} does not watch plate {seen.plate_id!r} of gondola "
+                f"{seen.gondola_id!r}; check the store file's shelf cameras",
+            )
+        elif not self.sightings.add(seen):
+            self._counts["interactions_repeated"] += 1
+        else:
+            self._counts["interactions"] += 1
+        self._advance(seen.event_time_s)
+
+    def _on_camera_status(self, msg: Message) -> None:
+        status = msg.payload
+        assert isinstance(status, DeviceStatus)
+        if any(status.device_id in ids for ids in self._shelf_cameras.values()):
+            self.sightings.camera_status(status)
+
     # --- the clock ---
 
     def _schedule(self, time_s: float, msg: Message) -> None:
@@ -280,6 +315,7 @@ class StoreBrain:
     def _prune(self) -> None:
         self._last_prune_s = self.clock_s
         self.tracks.prune(self.clock_s)
+        self.sightings.prune(self.clock_s)
         horizon = self.clock_s - self.settings.closed_retention_s
         for s in list(self.book.sessions.values()):
             if s.receipt_id is not None and s.exited_s is not None and s.exited_s < horizon:
@@ -303,7 +339,8 @@ class StoreBrain:
     def _decide_shelf(self, msg: Message) -> None:
         ev = msg.payload
         assert isinstance(ev, ShelfEvent)
-        who = self._attribute(ev)
+        seen = self._sighting(ev)
+        who = self._attribute(ev, seen)
         if who.session_id is None:
             self._counts["events_unattributed"] += 1
             log.info("shelf event %s on %s unattributed: %s", ev.id, ev.plate_id, who.reason)
@@ -317,7 +354,8 @@ class StoreBrain:
                 msg, f"shelf event {ev.id} is for session {record.session_id}, already receipted"
             )
             return
-        what = self._interpret(ev, record)
+        what = self._interpret(ev, record, seen)
+        self._note_blind_camera(ev, record, seen)
         if what.sku is None:
             self._counts["events_unexplained"] += 1
             record.review_reasons.append(f"shelf event {ev.id} on {ev.plate_id}: {what.reason}")
@@ -361,26 +399,70 @@ class StoreBrain:
         )
         self.ledger.save_session(other)
 
-    def _attribute(self, ev: ShelfEvent) -> Attribution:
+    def _sighting(self, ev: ShelfEvent) -> Interaction | None:
+        """The shelf camera's episode of this act, if a camera saw it."""
+        gondola = self.store.plate(ev.plate_id)[0].id
+        seen = self.sightings.match(
+            gondola,
+            ev.plate_id,
+            shelf_of=self._shelf_of,
+            action=ev.action,
+            started_s=ev.started_s,
+            ended_s=ev.event_time_s,
+            slack_s=self.settings.interaction_slack_s,
+        )
+        if seen is not None:
+            self._counts["shelf_events_seen"] += 1
+        return seen
+
+    def _note_blind_camera(
+        self, ev: ShelfEvent, record: SessionRecord, seen: Interaction | None
+    ) -> None:
+        """A shelf camera that was down: this line rests on weight alone, so say so."""
+        if seen is not None:
+            return
+        gondola = self.store.plate(ev.plate_id)[0].id
+        down = [c for c in self._shelf_cameras.get(gondola, []) if c in self.sightings.cameras_down]
+        if down:
+            self._counts["events_camera_down"] += 1
+            record.review_reasons.append(
+                f"shelf event {ev.id} on {ev.plate_id}: shelf camera {', '.join(down)} was "
+                "offline, decided from weight and positions alone"
+            )
+
+    def _attribute(self, ev: ShelfEvent, seen: Interaction | None = None) -> Attribution:
         t0 = ev.started_s - self.settings.attribution_lead_s
         t1 = min(ev.event_time_s, ev.started_s + self.settings.attribution_hold_s)
         gap = self.settings.position_gap_s
+        if seen is not None:
+            # the arm's root says where the acting shopper stood: sharper than the plate
+            t0, t1 = min(t0, seen.started_s), max(min(t1, seen.event_time_s), seen.started_s)
+
+            def distance(tid: str, g: float) -> float | None:
+                return self._point_distance(tid, (seen.hand_x_m, seen.hand_y_m), t0, t1, g)
+
+            reach = self.settings.hand_reach_m
+        else:
+
+            def distance(tid: str, g: float) -> float | None:
+                return self._track_distance(tid, ev.plate_id, t0, t1, g)
+
+            reach = self.store.reach_m
         distances: dict[str, float] = {}
         for s in self.book.in_store_during(t0, t1):
             assert s.track_id is not None
-            d = self._track_distance(s.track_id, ev.plate_id, t0, t1, gap)
+            d = distance(s.track_id, gap)
             if d is not None:
                 distances[s.session_id] = d
         bound = self.book.bound_tracks()
         rivals = [
             d
             for tid in self.tracks.track_ids()
-            if tid not in bound
-            and (d := self._track_distance(tid, ev.plate_id, t0, t1, 0.0)) is not None
+            if tid not in bound and (d := distance(tid, 0.0)) is not None
         ]
         return attribute(
             distances,
-            reach_m=self.store.reach_m,
+            reach_m=reach,
             margin_m=self.settings.reach_margin_m,
             sure_margin_m=self.settings.sure_margin_m,
             single_confidence=self.settings.single_candidate_confidence,
@@ -398,11 +480,27 @@ class StoreBrain:
             return None
         return reach_score_m(distance, speed_m_s(samples), self.settings.walking_penalty_s)
 
-    def _interpret(self, ev: ShelfEvent, record: SessionRecord) -> Interpretation:
+    def _point_distance(
+        self, track_id: str, point: tuple[float, float], t0: float, t1: float, gap: float
+    ) -> float | None:
+        samples = self.tracks.window(track_id, t0, t1, gap)
+        distance = mean_distance_m(math.hypot(x - point[0], y - point[1]) for _, x, y in samples)
+        if distance is None:
+            return None
+        return reach_score_m(distance, speed_m_s(samples), self.settings.walking_penalty_s)
+
+    def _interpret(
+        self, ev: ShelfEvent, record: SessionRecord, sighting: Interaction | None = None
+    ) -> Interpretation:
         # Every SKU the planogram puts on the plate is "home"; facings split the pick prior.
         home = {e.sku: float(e.facings) for e in self.store.skus_on_plate(ev.plate_id)}
         weight = abs(ev.delta_g)
         items = self.store.items
+        seen = (
+            Seen(sighting.sku, sighting.sku_confidence, sighting.device_id)
+            if sighting is not None and sighting.sku is not None and sighting.action == ev.action
+            else None
+        )
         if ev.action == "pick":
             foreign = self._foreign.get(ev.plate_id, {})
             return interpret_pick(
@@ -412,6 +510,7 @@ class StoreBrain:
                 foreign_on_plate=foreign,
                 items=items,
                 settings=self.settings,
+                seen=seen,
             )
         lines = self.ledger.cart_events(record.session_id)
         picked: dict[str, list[float]] = {}
@@ -426,6 +525,7 @@ class StoreBrain:
             items=items,
             settings=self.settings,
             picked_unit_weights_g=picked,
+            seen=seen,
         )
 
     def _record(

@@ -21,7 +21,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from checkout.settings import BrainSettings
@@ -31,6 +31,7 @@ __all__ = [
     "Attribution",
     "Fit",
     "Interpretation",
+    "Seen",
     "attribute",
     "fit",
     "interpret_pick",
@@ -38,6 +39,7 @@ __all__ = [
     "line_confidence",
     "mean_distance_m",
     "reach_score_m",
+    "seen_likelihood",
     "speed_m_s",
     "weight_confidence",
 ]
@@ -218,6 +220,7 @@ def interpret_pick(
     foreign_on_plate: Mapping[str, int],
     items: Mapping[str, CatalogItem],
     settings: BrainSettings,
+    seen: Seen | None = None,
 ) -> Interpretation:
     """A pick takes one of the plate's own SKUs unless a foreign unit on it fits clearly better.
 
@@ -226,7 +229,9 @@ def interpret_pick(
     stray. "Clearly" is this likelihood ratio against the prior odds: a stray
     unit is rarer than the plate's own stock, so a slightly better fit alone
     does not make a pick a stray. Between home SKUs of equal weight the prior
-    decides, and the line is capped at ``shared_plate_tie_confidence``.
+    decides, and the line is capped at ``shared_plate_tie_confidence`` — unless
+    a shelf camera ``seen`` the product in the hand: its likelihood multiplies
+    every candidate's, and a clear sighting settles a tie.
 
     >>> from iot.store import CatalogItem
     >>> cup = dict(gtin="04006380000018", price_cents=99, unit_weight_g=515.0)
@@ -261,11 +266,12 @@ def interpret_pick(
         return Interpretation(
             None, 0, 0.0, 0.0, f"pick of {weight_g:.0f} g fits no unit on the plate"
         )
+    look = seen_likelihood(seen)
     # Log scores, not posteriors, choose: they never underflow; the first listed wins a tie.
-    scores = [math.log(prior) - f.z**2 / 2 for prior, f in candidates]
+    scores = [math.log(prior * look(f.sku)) - f.z**2 / 2 for prior, f in candidates]
     k = max(range(len(candidates)), key=lambda i: (scores[i], -i))
     chosen = candidates[k][1]
-    sku_conf = _posteriors([(prior, f.z) for prior, f in candidates])[k]
+    sku_conf = _posteriors([(prior * look(f.sku), f.z) for prior, f in candidates])[k]
     if chosen.foreign:
         return Interpretation(
             chosen.sku,
@@ -273,16 +279,18 @@ def interpret_pick(
             weight_confidence(chosen.z, settings),
             sku_conf,
             f"pick of {weight_g:.0f} g fits {chosen.count} x foreign {chosen.sku} "
-            f"(z {chosen.z:.1f}) left on the plate",
+            f"(z {chosen.z:.1f}) left on the plate" + _seen_note(seen),
             {chosen.sku: -chosen.count},
         )
     reason = f"pick of {weight_g:.0f} g fits {chosen.count} x {chosen.sku} (z {chosen.z:.1f})"
+    reason += _seen_note(seen)
     # Compared as log likelihoods: two equally bad fits still tie, they do not both underflow.
     separation = math.log(settings.shared_plate_separation)
     twins = [
         f.sku
         for _, f in home_fits
-        if f.sku != chosen.sku and (f.z**2 - chosen.z**2) / 2 < separation
+        if f.sku != chosen.sku
+        and (f.z**2 - chosen.z**2) / 2 + math.log(look(chosen.sku) / look(f.sku)) < separation
     ]
     if twins:
         sku_conf = min(sku_conf, settings.shared_plate_tie_confidence)
@@ -304,6 +312,7 @@ def interpret_put(
     items: Mapping[str, CatalogItem],
     settings: BrainSettings,
     picked_unit_weights_g: Mapping[str, Sequence[float]] | None = None,
+    seen: Seen | None = None,
 ) -> Interpretation:
     """A put returns units the shopper holds: the likeliest (SKU, count) in their cart.
 
@@ -318,6 +327,7 @@ def interpret_put(
     ``picked_unit_weights_g``: per SKU, the unit weights the shelves measured
     when this shopper picked it. A unit put back weighs what it weighed when
     taken, which tells apart SKUs whose catalog weights are nearly equal.
+    ``seen``: what a shelf camera saw in the hand going in (see ``interpret_pick``).
     """
     fits = sorted(
         f
@@ -333,8 +343,11 @@ def interpret_put(
             None, 0, 0.0, 0.0, f"put of {weight_g:.0f} g fits nothing in the cart (holds {held})"
         )
 
+    look = seen_likelihood(seen)
+
     def prior(f: Fit) -> float:
-        return cart[f.sku] * (1.0 if f.sku in home_skus else settings.wrong_plate_prior)
+        home = 1.0 if f.sku in home_skus else settings.wrong_plate_prior
+        return cart[f.sku] * home * look(f.sku)
 
     picked = picked_unit_weights_g or {}
     likelihoods = [
@@ -358,11 +371,13 @@ def interpret_put(
         if not wrong_plate
         and f.sku != chosen.sku
         and f.sku in home_skus
-        and likelihoods[best] < settings.shared_plate_separation * lk
+        and likelihoods[best] * look(chosen.sku)
+        < settings.shared_plate_separation * lk * look(f.sku)
     ]
     if twins:
         sku_conf = min(sku_conf, settings.shared_plate_tie_confidence)
     reason = f"put of {weight_g:.0f} g fits {chosen.count} x {chosen.sku} (z {chosen.z:.1f})"
+    reason += _seen_note(seen)
     if sku_conf < 0.95:
         reason += f", {sku_conf:.0%} likely among near-equal fits"
     if twins:
@@ -399,6 +414,44 @@ def _put_likelihood(
         z = abs(weight_g - f.count * unit_g) / measured_sigma
         density = max(density, _gauss(z) / measured_sigma)
     return density
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a shelf camera saw in the hand: a SKU and the classifier's confidence in it."""
+
+    sku: str
+    confidence: float
+    camera_id: str = ""
+
+
+SEEN_FLOOR = 0.01  # no sighting is certain: a wrong one must stay outweighable by the scale
+
+
+def seen_likelihood(seen: Seen | None) -> Callable[[str], float]:
+    """Likelihood of each SKU under a sighting: ``c`` for the SKU seen, ``1 - c`` otherwise.
+
+    Only ratios matter, so the other SKUs need not share ``1 - c``. Clipped to
+    [SEEN_FLOOR, 1 - SEEN_FLOOR] so a confident but wrong classifier cannot
+    overrule a weight that clearly disagrees.
+
+    >>> look = seen_likelihood(Seen("A", 0.9))
+    >>> round(look("A") / look("B"), 6)
+    9.0
+    >>> seen_likelihood(None)("A")
+    1.0
+    """
+    if seen is None:
+        return lambda _sku: 1.0
+    c = min(max(seen.confidence, SEEN_FLOOR), 1.0 - SEEN_FLOOR)
+    return lambda sku: c if sku == seen.sku else 1.0 - c
+
+
+def _seen_note(seen: Seen | None) -> str:
+    if seen is None:
+        return ""
+    where = f" {seen.camera_id}" if seen.camera_id else ""
+    return f"; camera{where} saw {seen.sku} in the hand ({seen.confidence:.0%})"
 
 
 def _gauss(z: float) -> float:

@@ -82,6 +82,20 @@ class BrainSettings(BaseModel):
         le=5,
         description="Walking speed allowed for the gap between a lost track and its successor.",
     )
+    interaction_slack_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="A shelf camera's interaction explains a shelf event if their event-time "
+        "spans overlap, give or take this much.",
+    )
+    hand_reach_m: float = Field(
+        default=0.8,
+        gt=0,
+        le=3,
+        description="With a camera sighting, the shopper charged is the one whose track was "
+        "nearest the arm's floor position, within this distance.",
+    )
     exit_radius_m: float = Field(
         default=2.0,
         gt=0,

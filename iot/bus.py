@@ -223,19 +223,22 @@ class Inbox:
         *,
         device_id: str = ANY,
         max_lateness_s: float = math.inf,
+        kind: str | None = None,
     ) -> None:
         """Deliver valid ``channel`` events to ``handler``.
 
         An event older than ``max_lateness_s`` behind the newest one already
         accepted from the same device on this channel is refused as out of order.
+        A channel every kind has (status) needs ``kind``: whose status to hear.
         """
-        if channel.kind == ANY:
-            raise ValueError(f"subscribe to {channel.name!r} per kind with on_raw")
+        if channel.kind == ANY and kind is None:
+            raise ValueError(f"channel {channel.name!r} is on every kind; pass kind=")
 
         def callback(topic: str, data: bytes) -> None:
             self._receive(channel, topic, data, handler, max_lateness_s)
 
-        self.transport.subscribe(channel.filter(self.store_id, device_id), callback, channel.qos)
+        topic_filter = channel.filter(self.store_id, device_id, kind)
+        self.transport.subscribe(topic_filter, callback, channel.qos)
 
     def _receive(
         self,

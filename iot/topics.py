@@ -54,9 +54,12 @@ class Channel:
             raise ValueError(f"channel {self.name!r} is published by every kind; pass kind=")
         return f"{PREFIX}/{store_id}/{k}/{device_id}/{self.channel}"
 
-    def filter(self, store_id: str = ANY, device_id: str = ANY) -> str:
-        """A subscription filter for this channel (wildcards by default)."""
-        return f"{PREFIX}/{store_id}/{self.kind}/{device_id}/{self.channel}"
+    def filter(self, store_id: str = ANY, device_id: str = ANY, kind: str | None = None) -> str:
+        """A subscription filter for this channel (wildcards by default).
+
+        ``kind`` narrows a channel every kind has (status) to one device kind.
+        """
+        return f"{PREFIX}/{store_id}/{kind or self.kind}/{device_id}/{self.channel}"
 
 
 def _channels() -> dict[str, Channel]:

@@ -1,4 +1,4 @@
-"""Datasets rendered from the twin's ceiling cameras: YOLO detection and MOT sequences.
+"""Datasets rendered from the twin's cameras: YOLO detection and MOT sequences.
 
 ``export_yolo`` writes a person-detection dataset in the YOLO layout
 (``images/{train,val}``, ``labels/{train,val}``, ``data.yaml``). The val
@@ -6,11 +6,14 @@ split is the held-out one: its scenarios are re-seeded from ``val_seed`` (other
 shoppers, other paths, other clothes, other noise) and it is lit differently
 (``val_lighting``), so a score on it says how the detector generalises.
 
+``export_shelf_yolo`` does the same for the shelf cameras: hands in view and
+the packages they hold (``sim.render_shelf``), frames drawn mostly during reaches.
+
 ``export_mot`` writes one camera's view of a scenario as a MOTChallenge
 sequence (``img1/``, ``gt/gt.txt``, ``seqinfo.ini``) to score trackers on
 rendered held-out video.
 
-Both are deterministic: the same arguments give the same bytes.
+All are deterministic: the same arguments give the same bytes.
 """
 
 from __future__ import annotations
@@ -27,11 +30,22 @@ import numpy as np
 
 from iot.store import load_store
 from sim.render import LIGHTING_PRESETS, CeilingRenderer, Frame, Lighting, RenderSettings
+from sim.render_shelf import SHELF_SETTINGS, ShelfFrame, ShelfRenderer
 from sim.scenario import Scenario, load_scenario
+from sim.shoppers import Reach
 from sim.twin import Twin
 from vision.colour import COLOUR_MODES, normalise_colour
 
-__all__ = ["MotExport", "YoloExport", "export_mot", "export_yolo", "yolo_label_lines"]
+__all__ = [
+    "SHELF_CLASSES",
+    "MotExport",
+    "YoloExport",
+    "export_mot",
+    "export_shelf_yolo",
+    "export_yolo",
+    "shelf_label_lines",
+    "yolo_label_lines",
+]
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +190,41 @@ def _write_jpg(path: Path, image: np.ndarray, quality: int) -> None:
     path.write_bytes(buf.tobytes())
 
 
+def _checked_splits(
+    train_lighting: str | Lighting | Sequence[str | Lighting],
+    val_lighting: str | Lighting,
+    *,
+    train_seed: int,
+    val_seed: int,
+    colour: str,
+    frames_per_camera: int,
+    scenario_paths: Sequence[str | Path],
+) -> tuple[list[Lighting], Lighting]:
+    """The train lightings and the val lighting, once the split arguments are checked."""
+    lights = (
+        [train_lighting] if isinstance(train_lighting, str | Lighting) else list(train_lighting)
+    )
+    train_lights, val_light = [_lighting(x) for x in lights], _lighting(val_lighting)
+    if colour not in COLOUR_MODES:
+        raise ValueError(f"unknown colour normalisation {colour!r}; choose one of {COLOUR_MODES}")
+    if not train_lights:
+        raise ValueError("train_lighting is empty; name at least one lighting preset")
+    if train_seed == val_seed:
+        raise ValueError(
+            f"train_seed and val_seed are both {train_seed}; the held-out split needs its own seed"
+        )
+    if val_light in train_lights:
+        raise ValueError(
+            "train and val lighting are the same; the held-out split needs other "
+            f"lighting (presets: {sorted(LIGHTING_PRESETS)})"
+        )
+    if frames_per_camera < 1:
+        raise ValueError(f"frames_per_camera must be at least 1, got {frames_per_camera}")
+    if not scenario_paths:
+        raise ValueError("no scenario files given; pass e.g. scenarios/normal.yaml")
+    return train_lights, val_light
+
+
 def export_yolo(
     out_dir: str | Path,
     scenario_paths: Sequence[str | Path],
@@ -203,27 +252,15 @@ def export_yolo(
     name (``vision.colour``): the written images are what the model will see.
     """
     out = Path(out_dir)
-    lights = (
-        [train_lighting] if isinstance(train_lighting, str | Lighting) else list(train_lighting)
+    train_lights, val_light = _checked_splits(
+        train_lighting,
+        val_lighting,
+        train_seed=train_seed,
+        val_seed=val_seed,
+        colour=colour,
+        frames_per_camera=frames_per_camera,
+        scenario_paths=scenario_paths,
     )
-    train_lights, val_light = [_lighting(x) for x in lights], _lighting(val_lighting)
-    if colour not in COLOUR_MODES:
-        raise ValueError(f"unknown colour normalisation {colour!r}; choose one of {COLOUR_MODES}")
-    if not train_lights:
-        raise ValueError("train_lighting is empty; name at least one lighting preset")
-    if train_seed == val_seed:
-        raise ValueError(
-            f"train_seed and val_seed are both {train_seed}; the held-out split needs its own seed"
-        )
-    if val_light in train_lights:
-        raise ValueError(
-            "train and val lighting are the same; the held-out split needs other "
-            f"lighting (presets: {sorted(LIGHTING_PRESETS)})"
-        )
-    if frames_per_camera < 1:
-        raise ValueError(f"frames_per_camera must be at least 1, got {frames_per_camera}")
-    if not scenario_paths:
-        raise ValueError("no scenario files given; pass e.g. scenarios/normal.yaml")
     n_val = val_frames_per_camera or max(1, frames_per_camera // 4)
     opts = _YoloOptions(
         settings or RenderSettings(), cameras, min_visibility, empty_fraction, jpeg_quality, colour
@@ -328,3 +365,178 @@ def export_mot(
     )
     log.info("MOT sequence %s: %d frames, %d gt rows", out, n, len(rows))
     return MotExport(out, n, len(rows), start)
+
+
+# ---------------------------------------------------------------- shelf cameras
+
+SHELF_CLASSES = ("hand", "product")  # product: a package held in a hand, not one on the shelf
+_MIN_BOX_PX = 2.0  # boxes thinner than this (a hand just entering the image) get no label
+
+
+@dataclass(frozen=True)
+class _ShelfOptions:
+    settings: RenderSettings
+    cameras: Sequence[str] | None
+    empty_fraction: float
+    jpeg_quality: int
+    colour: str
+
+
+def shelf_label_lines(frame: ShelfFrame) -> list[str]:
+    """``class cx cy w h`` lines: every hand in view (0), every package held in one (1)."""
+    h, w = frame.image.shape[:2]
+    boxes = [(0, hand.xyxy) for hand in frame.hands]
+    boxes += [(1, hand.product_xyxy) for hand in frame.hands if hand.product_xyxy is not None]
+    lines = []
+    for cls, (x0, y0, x1, y1) in boxes:
+        if x1 - x0 < _MIN_BOX_PX or y1 - y0 < _MIN_BOX_PX:
+            continue
+        lines.append(
+            f"{cls} {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} "
+            f"{(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}"
+        )
+    return lines
+
+
+def _shelf_times(
+    reaches: Sequence[Reach],
+    start_s: float,
+    end_s: float,
+    n: int,
+    *,
+    rng: np.random.Generator,
+    empty_fraction: float,
+) -> list[float]:
+    """``n`` event times, mostly inside reaches into the face, a few with no reach at all."""
+    n_busy = n - round(n * empty_fraction) if reaches else 0
+    out = []
+    if n_busy:
+        spans = np.array([r.end_s - r.start_s for r in reaches])
+        picks = rng.choice(len(reaches), size=n_busy, p=spans / spans.sum())
+        out += [float(rng.uniform(reaches[k].start_s, reaches[k].end_s)) for k in picks]
+    tries = 0
+    while len(out) < n and tries < 50 * n:  # empty frames: rejection-sample outside every reach
+        t = float(rng.uniform(start_s, end_s))
+        tries += 1
+        if not any(r.start_s <= t <= r.end_s for r in reaches):
+            out.append(t)
+    return sorted(out)
+
+
+def _export_shelf_split(
+    out_dir: Path,
+    split: str,
+    scenario_paths: Sequence[Path],
+    *,
+    seed: int,
+    lightings: Sequence[Lighting],
+    frames_per_camera: int,
+    opts: _ShelfOptions,
+) -> tuple[int, int]:
+    img_dir, lbl_dir = out_dir / "images" / split, out_dir / "labels" / split
+    img_dir.mkdir(parents=True, exist_ok=True)
+    lbl_dir.mkdir(parents=True, exist_ok=True)
+    images = boxes = 0
+    for k, path in enumerate(scenario_paths):
+        scenario = _reseeded(path, seed, k)
+        twin = Twin(load_store(scenario.store), scenario)
+        settings = opts.settings.model_copy(update={"lighting": lightings[k % len(lightings)]})
+        renderer = ShelfRenderer(twin.store, scenario.seed, settings)
+        rng = np.random.default_rng([seed, k, 29])
+        for cam_id in opts.cameras or sorted(renderer.cameras):
+            reaches = renderer.face_reaches(twin, cam_id)
+            times = _shelf_times(
+                reaches,
+                twin.start_s,
+                twin.end_s,
+                frames_per_camera,
+                rng=rng,
+                empty_fraction=opts.empty_fraction,
+            )
+            for t in times:
+                frame = renderer.render(twin, cam_id, t)
+                stem = f"{path.stem}_{k}_{cam_id}_{round((t - twin.start_s) * 1000):09d}"
+                image = normalise_colour(frame.image, opts.colour)
+                _write_jpg(img_dir / f"{stem}.jpg", image, opts.jpeg_quality)
+                lines = shelf_label_lines(frame)
+                (lbl_dir / f"{stem}.txt").write_text(
+                    "".join(f"{line}\n" for line in lines), encoding="utf-8"
+                )
+                images += 1
+                boxes += len(lines)
+    log.info("shelf dataset split %s: %d images, %d boxes", split, images, boxes)
+    return images, boxes
+
+
+def export_shelf_yolo(
+    out_dir: str | Path,
+    scenario_paths: Sequence[str | Path],
+    *,
+    frames_per_camera: int,
+    train_seed: int,
+    val_seed: int,
+    val_frames_per_camera: int | None = None,
+    train_lighting: str | Lighting | Sequence[str | Lighting] = "day",
+    val_lighting: str | Lighting = "evening",
+    cameras: Sequence[str] | None = None,
+    empty_fraction: float = 0.15,
+    jpeg_quality: int = 90,
+    settings: RenderSettings | None = None,
+    colour: str = "none",
+) -> YoloExport:
+    """Render a YOLO hand/product dataset from the shelf cameras (classes ``SHELF_CLASSES``).
+
+    As ``export_yolo``: val is held out (its own seed and lighting), train
+    lightings are dealt round the scenarios, ``colour`` is written into the
+    images. Frames are drawn mostly while someone reaches into the camera's
+    face (``1 - empty_fraction`` of them), the rest when nobody does.
+    """
+    out = Path(out_dir)
+    train_lights, val_light = _checked_splits(
+        train_lighting,
+        val_lighting,
+        train_seed=train_seed,
+        val_seed=val_seed,
+        colour=colour,
+        frames_per_camera=frames_per_camera,
+        scenario_paths=scenario_paths,
+    )
+    if not 0.0 <= empty_fraction <= 1.0:
+        raise ValueError(f"empty_fraction must lie in [0, 1], got {empty_fraction}")
+    n_val = val_frames_per_camera or max(1, frames_per_camera // 4)
+    opts = _ShelfOptions(settings or SHELF_SETTINGS, cameras, empty_fraction, jpeg_quality, colour)
+    paths = [Path(p) for p in scenario_paths]
+    result = YoloExport(out)
+    for split, seed, split_lights, n in (
+        ("train", train_seed, train_lights, frames_per_camera),
+        ("val", val_seed, [val_light], n_val),
+    ):
+        result.images[split], result.boxes[split] = _export_shelf_split(
+            out, split, paths, seed=seed, lightings=split_lights, frames_per_camera=n, opts=opts
+        )
+    (out / "data.yaml").write_text(
+        "# Rendered shelf-camera hand/product dataset (sim/dataset.py); paths are relative to\n"
+        "# this file's folder. product = a package held in a hand. val: other seed and lighting.\n"
+        f"train: images/train\nval: images/val\nnc: {len(SHELF_CLASSES)}\n"
+        f"names: [{', '.join(SHELF_CLASSES)}]\n",
+        encoding="utf-8",
+    )
+    meta = {
+        "kind": "shelf",
+        "classes": list(SHELF_CLASSES),
+        "scenarios": [p.as_posix() for p in paths],
+        "train": {
+            "seed": train_seed,
+            "lighting": [light.model_dump() for light in train_lights],
+            "frames_per_camera": frames_per_camera,
+        },
+        "val": {"seed": val_seed, "lighting": val_light.model_dump(), "frames_per_camera": n_val},
+        "empty_fraction": empty_fraction,
+        "colour": colour,
+        "images": result.images,
+        "boxes": result.boxes,
+    }
+    (out / "dataset.json").write_text(
+        json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return result

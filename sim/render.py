@@ -50,6 +50,9 @@ __all__ = [
     "Lighting",
     "PersonTruth",
     "RenderSettings",
+    "Sensor",
+    "clip_box",
+    "motion_kernel",
 ]
 
 _NOISE_PAD = 64  # the noise bank is this much larger than a frame; frames take shifted views
@@ -104,6 +107,52 @@ class RenderSettings(_Strict):
         le=0.5,
         description="Shutter time: a shopper's motion during it becomes motion blur, s.",
     )
+
+
+class Sensor:
+    """Room light and camera sensor: a slow gain and colour-cast drift, then noise.
+
+    Shared by the ceiling and shelf renderers so that every rendered camera drifts
+    and grains alike. A frame's noise is drawn from (seed, ``camera_index``, time),
+    so cameras with different indices get different noise at the same instant.
+    """
+
+    def __init__(self, seed: int, settings: RenderSettings) -> None:
+        self.seed = int(seed)
+        self.settings = settings
+        self._noise_banks: dict[tuple[int, int], np.ndarray] = {}
+
+    def _noise_bank(self, cam: Camera) -> np.ndarray:
+        """Noise (H + pad, W + pad, 3) int16 in grey levels; frames take shifted views of it."""
+        key = (cam.height_px, cam.width_px)
+        if key not in self._noise_banks:
+            shape = (cam.height_px + _NOISE_PAD, cam.width_px + _NOISE_PAD, 3)
+            rng = np.random.default_rng([self.seed, 6, *key])
+            noise = rng.normal(0.0, self.settings.noise_sigma, size=shape)
+            self._noise_banks[key] = np.round(noise).astype(np.int16)
+        return self._noise_banks[key]
+
+    def apply(self, image: np.ndarray, cam: Camera, camera_index: int, t_s: float) -> None:
+        """Slow gain and colour cast (a per-channel lookup table), then sensor noise, in place."""
+        light = self.settings.lighting
+        phase = 2.0 * math.pi * (t_s / light.period_s) + camera_index * 0.7 + self.seed
+        gain = light.gain * (1.0 + light.gain_swing * math.sin(phase))
+        levels = np.arange(256, dtype=np.float32)
+        lut = np.empty((256, 1, 3), np.uint8)
+        for i, c in enumerate(light.cast_bgr):
+            scale = gain * c * (1.0 + light.cast_swing * math.sin(phase * 0.5 + 2.1 * i))
+            lut[:, 0, i] = np.clip(levels * scale + 0.5, 0, 255).astype(np.uint8)
+        lit = cv2.LUT(image, lut)
+        if self.settings.noise_sigma > 0:
+            frame_rng = np.random.default_rng([self.seed, 9, camera_index, round(t_s * 1000)])
+            bank = self._noise_bank(cam)
+            oy, ox = (int(v) for v in frame_rng.integers(0, _NOISE_PAD, size=2))
+            view = bank[oy : oy + cam.height_px, ox : ox + cam.width_px]
+            op = cv2.add if frame_rng.random() < 0.5 else cv2.subtract
+            lit = op(lit.astype(np.int16), view)
+            image[:] = np.clip(lit, 0, 255).astype(np.uint8)
+        else:
+            image[:] = lit
 
 
 @dataclass(frozen=True)
@@ -176,7 +225,7 @@ class CeilingRenderer:
         self._index = {c.id: i for i, c in enumerate(chosen)}
         self._static: dict[str, StaticView] = {}
         self._looks: dict[int, Appearance] = {}
-        self._noise_banks: dict[tuple[int, int], np.ndarray] = {}
+        self._sensor = Sensor(self.seed, self.settings)
 
     # ------------------------------------------------------------ public
 
@@ -205,7 +254,7 @@ class CeilingRenderer:
         counts = np.bincount(owner[owner >= 0].ravel(), minlength=len(sprites))
         people = []
         for k, s in enumerate(sprites):
-            box = _clip_box(s.box, cam)
+            box = clip_box(s.box, cam)
             if box is None:
                 continue
             vis = float(counts[k]) / totals[k] if totals[k] else 0.0
@@ -213,7 +262,7 @@ class CeilingRenderer:
                 PersonTruth(s.visit.track_id, s.visit.token, box, vis, s.floor_m, s.visit.index)
             )
         people.sort(key=lambda p: p.visit_index)
-        self._light_and_noise(image, cam, t_s)
+        self._sensor.apply(image, cam, self._index[cam.id], t_s)
         return Frame(camera_id, float(t_s), image, tuple(people))
 
     # ------------------------------------------------------------ scene
@@ -254,7 +303,7 @@ class CeilingRenderer:
             return None  # part of the body behind the camera: not a ceiling view
         body_uv = uv[: len(pts)]
         box = (*body_uv.min(axis=0).tolist(), *body_uv.max(axis=0).tolist())
-        if _clip_box((box[0], box[1], box[2], box[3]), cam) is None:
+        if clip_box((box[0], box[1], box[2], box[3]), cam) is None:
             return None
         blur = (float(uv[-2, 0] - uv[-1, 0]), float(uv[-2, 1] - uv[-1, 1]))
         origin = np.asarray(cam.position_m)
@@ -302,7 +351,7 @@ class CeilingRenderer:
         owner[win][shown] = k
         alpha: np.ndarray = shown.astype(np.float32)
         colour: np.ndarray = s.colour[cwin].astype(np.float32) * alpha[..., None]
-        kernel = _motion_kernel(*s.blur)
+        kernel = motion_kernel(*s.blur)
         if kernel is not None:
             alpha = cv2.filter2D(alpha, -1, kernel, borderType=cv2.BORDER_CONSTANT)
             colour = cv2.filter2D(colour, -1, kernel, borderType=cv2.BORDER_CONSTANT)
@@ -311,43 +360,8 @@ class CeilingRenderer:
         image[win] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
         return total
 
-    # ------------------------------------------------------------ sensor
 
-    def _noise_bank(self, cam: Camera) -> np.ndarray:
-        """Noise (H + pad, W + pad, 3) int16 in grey levels; frames take shifted views of it."""
-        key = (cam.height_px, cam.width_px)
-        if key not in self._noise_banks:
-            shape = (cam.height_px + _NOISE_PAD, cam.width_px + _NOISE_PAD, 3)
-            rng = np.random.default_rng([self.seed, 6, *key])
-            noise = rng.normal(0.0, self.settings.noise_sigma, size=shape)
-            self._noise_banks[key] = np.round(noise).astype(np.int16)
-        return self._noise_banks[key]
-
-    def _light_and_noise(self, image: np.ndarray, cam: Camera, t_s: float) -> None:
-        """Slow gain and colour cast (a per-channel lookup table), then sensor noise."""
-        light = self.settings.lighting
-        index = self._index[cam.id]
-        phase = 2.0 * math.pi * (t_s / light.period_s) + index * 0.7 + self.seed
-        gain = light.gain * (1.0 + light.gain_swing * math.sin(phase))
-        levels = np.arange(256, dtype=np.float32)
-        lut = np.empty((256, 1, 3), np.uint8)
-        for i, c in enumerate(light.cast_bgr):
-            scale = gain * c * (1.0 + light.cast_swing * math.sin(phase * 0.5 + 2.1 * i))
-            lut[:, 0, i] = np.clip(levels * scale + 0.5, 0, 255).astype(np.uint8)
-        lit = cv2.LUT(image, lut)
-        if self.settings.noise_sigma > 0:
-            frame_rng = np.random.default_rng([self.seed, 9, index, round(t_s * 1000)])
-            bank = self._noise_bank(cam)
-            oy, ox = (int(v) for v in frame_rng.integers(0, _NOISE_PAD, size=2))
-            view = bank[oy : oy + cam.height_px, ox : ox + cam.width_px]
-            op = cv2.add if frame_rng.random() < 0.5 else cv2.subtract
-            lit = op(lit.astype(np.int16), view)
-            image[:] = np.clip(lit, 0, 255).astype(np.uint8)
-        else:
-            image[:] = lit
-
-
-def _clip_box(
+def clip_box(
     box: tuple[float, float, float, float], cam: Camera
 ) -> tuple[float, float, float, float] | None:
     x0, y0 = max(box[0], 0.0), max(box[1], 0.0)
@@ -357,7 +371,7 @@ def _clip_box(
     return (x0, y0, x1, y1)
 
 
-def _motion_kernel(du: float, dv: float) -> np.ndarray | None:
+def motion_kernel(du: float, dv: float) -> np.ndarray | None:
     """A normalised line kernel along the projected motion; None if under ~1.5 px."""
     length = math.hypot(du, dv)
     if length < 1.5:

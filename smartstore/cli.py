@@ -150,7 +150,7 @@ def _add_vision_parsers(sub: argparse._SubParsersAction) -> None:
 
     ds = sub.add_parser("dataset", help="render datasets from the digital twin's cameras")
     ds_sub = ds.add_subparsers(dest="dataset", required=True)
-    y = ds_sub.add_parser("export", help="YOLO detection dataset; val from another seed and light")
+    y = argparse.ArgumentParser(add_help=False)  # the options of `dataset export` and `shelf`
     y.add_argument("out", help="output folder")
     y.add_argument(
         "--scenario",
@@ -174,6 +174,12 @@ def _add_vision_parsers(sub: argparse._SubParsersAction) -> None:
         default="none",
         choices=["none", "grey_world"],
         help="colour normalisation written into the images; the model's manifest must match",
+    )
+    ds_sub.add_parser(
+        "export", parents=[y], help="YOLO detection dataset; val from another seed and light"
+    )
+    ds_sub.add_parser(
+        "shelf", parents=[y], help="YOLO hand/product dataset from the shelf cameras; val held out"
     )
     mo = ds_sub.add_parser("mot", help="one camera's MOT-format sequence with ground truth")
     mo.add_argument("out", help="output folder")
@@ -349,10 +355,11 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _dataset(args: argparse.Namespace) -> int:
-    from sim.dataset import export_mot, export_yolo
+    from sim.dataset import export_mot, export_shelf_yolo, export_yolo
 
-    if args.dataset == "export":
-        done = export_yolo(
+    if args.dataset in ("export", "shelf"):
+        export = export_yolo if args.dataset == "export" else export_shelf_yolo
+        done = export(
             args.out,
             args.scenario,
             frames_per_camera=args.frames_per_camera,

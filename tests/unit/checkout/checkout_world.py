@@ -14,7 +14,15 @@ import numpy as np
 
 from checkout.brain import StoreBrain
 from iot.bus import LocalTransport, publish
-from iot.payloads import Event, GateEntry, GateExit, ShelfEvent, TrackBatch, TrackPoint
+from iot.payloads import (
+    DeviceStatus,
+    Event,
+    GateEntry,
+    GateExit,
+    ShelfEvent,
+    TrackBatch,
+    TrackPoint,
+)
 from iot.store import Store
 
 __all__ = ["ENTRY_XY", "EXIT_XY", "T0", "World", "shelf_event"]
@@ -125,7 +133,10 @@ class World:
         t = self.now_s
         while t <= end + 1e-6:
             while pending and pending[0][0] <= t + 1e-6:
-                publish(self.transport, "demo", pending.pop(0)[2])
+                event = pending.pop(0)[2]
+                # a status is on every kind's topics: here only cameras report one
+                kind = "camera" if isinstance(event, DeviceStatus) else None
+                publish(self.transport, "demo", event, kind=kind)
             self._publish_tracks(t, step_s)
             self.brain.tick(t)
             t = round(t + step_s, 6)

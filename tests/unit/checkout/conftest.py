@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from checkout_world import World
 
 from checkout.brain import StoreBrain
 from checkout.ledger import Ledger
 from checkout.settings import BrainSettings
 from iot.bus import LocalTransport
-from iot.store import Store, load_store
+from iot.store import Store, gtin_check_digit, load_store, parse_store
 
 DEMO = Path(__file__).resolve().parents[3] / "stores" / "demo.yaml"
 
@@ -42,3 +44,17 @@ def make_world(store: Store):
     yield make
     for brain in made:
         brain.close()
+
+
+@pytest.fixture
+def shared_store() -> Store:
+    """The demo store with a lemon still water, of the same weight, beside SKU001 on g01-s1-p1."""
+    raw = yaml.safe_load(DEMO.read_text())
+    data = copy.deepcopy(raw)
+    lemon = dict(raw["catalog"]["items"][0], sku="SKU031", name="Still water lemon 500 ml")
+    first13 = "0400638000031"
+    lemon["gtin"] = first13 + str(gtin_check_digit(first13))
+    data["catalog"]["items"].append(lemon)
+    data["planogram"][0].update(capacity_units=12, initial_units=10)
+    data["planogram"].append(dict(data["planogram"][0], sku="SKU031", facings=1))
+    return parse_store(data, "shared.yaml")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from checkout_world import EXIT_XY, World
 
 from checkout.brain import StoreBrain
@@ -15,7 +13,7 @@ from checkout.fusion import interpret_pick, interpret_put
 from checkout.ledger import Ledger
 from checkout.settings import BrainSettings
 from iot.bus import LocalTransport
-from iot.store import CatalogItem, Store, gtin_check_digit, parse_store
+from iot.store import CatalogItem, Store, gtin_check_digit
 
 S = BrainSettings()
 DEMO = Path(__file__).resolve().parents[3] / "stores" / "demo.yaml"
@@ -118,20 +116,6 @@ def test_tie_confidence_must_stay_below_review() -> None:
     with pytest.raises(ValueError, match=r"shared_plate_tie_confidence 0\.8 is not below"):
         BrainSettings(shared_plate_tie_confidence=0.8)
     assert BrainSettings(review_below=0.0, shared_plate_tie_confidence=0.8).review_below == 0.0
-
-
-@pytest.fixture
-def shared_store() -> Store:
-    """The demo store with a lemon still water, of the same weight, beside SKU001 on PLATE."""
-    raw = yaml.safe_load(DEMO.read_text())
-    data = copy.deepcopy(raw)
-    lemon = dict(raw["catalog"]["items"][0], sku="SKU031", name="Still water lemon 500 ml")
-    first13 = "0400638000031"
-    lemon["gtin"] = first13 + str(gtin_check_digit(first13))
-    data["catalog"]["items"].append(lemon)
-    data["planogram"][0].update(capacity_units=12, initial_units=10)
-    data["planogram"].append(dict(data["planogram"][0], sku="SKU031", facings=1))
-    return parse_store(data, "shared.yaml")
 
 
 def test_a_pick_between_equal_weight_skus_flags_the_receipt(shared_store: Store) -> None:
