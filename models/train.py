@@ -71,6 +71,8 @@ class TrainSettings:
     hsv_h: float = 0.1
     hsv_s: float = 0.7
     hsv_v: float = 0.5
+    # a ceiling camera has no "up"; a shelf camera does (arms come from the aisle below)
+    flipud: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def train(settings: TrainSettings) -> TrainResult:
         hsv_s=settings.hsv_s,
         hsv_v=settings.hsv_v,
         # the twin's cameras look straight down: any flip is a plausible view
-        flipud=0.5,
+        flipud=settings.flipud,
         fliplr=0.5,
         project=str(settings.out_dir.resolve()),
         name=settings.name,
@@ -183,6 +185,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--hsv-h", type=float, default=TrainSettings.hsv_h, help="hue jitter")
     p.add_argument("--seed", type=int, default=TrainSettings.seed)
+    p.add_argument(
+        "--flipud", type=float, default=TrainSettings.flipud, help="up-down flip probability"
+    )
     p.add_argument("--out", type=Path, default=TrainSettings.out_dir)
     p.add_argument("--name", default=TrainSettings.name)
     p.add_argument("--onnx", type=Path, default=None, help="also copy the ONNX export here")
@@ -212,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         batch=args.batch,
         seed=args.seed,
         hsv_h=args.hsv_h,
+        flipud=args.flipud,
     )
     result = train(settings)
     onnx = export_onnx(result.best_pt, settings.imgsz, args.onnx, dynamic=not args.static)

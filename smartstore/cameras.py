@@ -26,12 +26,20 @@ from sim.twin import Twin
 from vision.detect import OnnxDetector
 from vision.edge import EdgeSettings, EdgeVisionPipeline
 
-__all__ = ["CEILING_MANIFEST", "CameraPositioning", "CameraRunStats"]
+__all__ = [
+    "CEILING_MANIFEST",
+    "SHELF_MANIFEST",
+    "CameraPositioning",
+    "CameraRunStats",
+    "ShelfCameras",
+]
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 CEILING_MANIFEST = REPO / "models" / "manifests" / "ceiling_person.yaml"
+SHELF_MANIFEST = REPO / "models" / "manifests" / "shelf_hands.yaml"
+ACTIVE_MARGIN_S = 1.0  # full frame rate from this long before a reach until this long after
 
 
 @dataclass
@@ -116,4 +124,122 @@ class CameraPositioning:
             "pipeline_s": round(self.stats.pipeline_s, 2),
             "counts": dict(self.pipeline.counts),
             "unhealthy_cameras": self.pipeline.unhealthy_cameras(),
+        }
+
+
+class ShelfCameras:
+    """Renders the twin's shelf cameras and runs the shelf edge pipeline up to a time.
+
+    Cost device, stated: a shelf camera's view only changes while a hand is in
+    it, and in the twin hands appear only during reaches. So frames are
+    rendered at ``fps`` from ``ACTIVE_MARGIN_S`` before each reach on the
+    camera's face until as long after it, and at ``idle_fps`` otherwise
+    (enough for the health checks to see a live camera). The pipeline sees
+    every rendered frame, noise and all; what it is spared are the idle
+    frames its motion gate would have dropped.
+    """
+
+    def __init__(
+        self,
+        twin: Twin,
+        transport: Transport,
+        *,
+        fps: float = 10.0,
+        idle_fps: float = 1.0,
+        lighting: str = "day",
+        manifest: str | Path = SHELF_MANIFEST,
+        score_threshold: float = 0.3,
+        threads: int | None = None,
+    ) -> None:
+        from sim.render_face import plate_zones_px
+        from sim.render_package import package_image
+        from sim.render_shelf import SHELF_SETTINGS, ShelfRenderer
+        from vision.shelf_edge import ShelfVisionPipeline
+        from vision.sku import SkuClassifier
+
+        if not fps > 0 or not 0 < idle_fps <= fps:
+            raise ValueError(f"need fps > 0 and 0 < idle_fps <= fps, got {fps} and {idle_fps}")
+        model = load_model(manifest, model_dir=Path(manifest).resolve().parent.parent)
+        detector = OnnxDetector.from_model(model, score_threshold=score_threshold, threads=threads)
+        self.twin = twin
+        store = twin.store
+        self.renderer = ShelfRenderer(
+            store,
+            twin.scenario.seed,
+            SHELF_SETTINGS.model_copy(update={"lighting": LIGHTING_PRESETS[lighting]}),
+        )
+        cameras = [c for c in store.devices.cameras if c.kind == "shelf"]
+        if not cameras:
+            raise ValueError(
+                f"store {store.store_id!r} has no shelf cameras; add them under devices.cameras "
+                "with kind: shelf and the gondola they watch"
+            )
+        # the SKU gallery: one reference image per catalog item, as a store photographs them
+        # cut like the crops (InteractionSettings.crop_top_share): the hand hides the rest
+        refs = {sku: package_image(sku, 40, 60)[:30] for sku in store.items}
+        gallery = SkuClassifier.from_images(refs)
+        self.pipeline = ShelfVisionPipeline(
+            store,
+            detector,
+            gallery.classify,
+            {c.id: plate_zones_px(store, c) for c in cameras},
+            transport,
+            colour=model.manifest.colour,
+        )
+        self.camera_ids = self.pipeline.camera_ids
+        self.period_s = 1.0 / fps
+        self.idle_every = max(1, round(fps / idle_fps))
+        self.windows = {cid: self._active_windows(cid) for cid in self.camera_ids}
+        self._step = 0
+        self.stats = CameraRunStats()
+
+    def _active_windows(self, camera_id: str) -> list[tuple[float, float]]:
+        spans = sorted(
+            (r.start_s - ACTIVE_MARGIN_S, r.end_s + ACTIVE_MARGIN_S)
+            for r in self.renderer.face_reaches(self.twin, camera_id)
+        )
+        merged: list[tuple[float, float]] = []
+        for a, b in spans:
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        return merged
+
+    def _active(self, camera_id: str, t_s: float) -> bool:
+        windows = self.windows[camera_id]
+        while windows and windows[0][1] < t_s:
+            windows.pop(0)  # time only moves forward: passed windows are done
+        return bool(windows) and windows[0][0] <= t_s
+
+    def advance(self, until_s: float) -> int:
+        """Render and process every step due at or before ``until_s``."""
+        done = 0
+        while (t := self.twin.start_s + self._step * self.period_s) <= until_s:
+            idle_tick = self._step % self.idle_every == 0
+            due = [c for c in self.camera_ids if idle_tick or self._active(c, t)]
+            t0 = time.perf_counter()
+            frames = {cid: self.renderer.render(self.twin, cid, t).image for cid in due}
+            t1 = time.perf_counter()
+            if frames:
+                self.pipeline.step(t, frames)
+            self.stats.render_s += t1 - t0
+            self.stats.pipeline_s += time.perf_counter() - t1
+            self.stats.frame_sets += len(frames)
+            self._step += 1
+            done += 1
+        return done
+
+    def finish(self) -> None:
+        """Close the episodes still open at the end of the run."""
+        self.pipeline.flush()
+
+    def report(self) -> dict[str, object]:
+        return {
+            "cameras": len(self.camera_ids),
+            "fps": round(1.0 / self.period_s, 3),
+            "frames": self.stats.frame_sets,
+            "render_s": round(self.stats.render_s, 2),
+            "pipeline_s": round(self.stats.pipeline_s, 2),
+            "counts": dict(self.pipeline.counts),
         }

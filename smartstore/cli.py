@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         "pipeline (default) or the twin's simulated positions (for comparison)",
     )
     e.add_argument(
+        "--interactions",
+        choices=["cameras", "none"],
+        default="cameras",
+        help="what hands took: the rendered shelf cameras through the shelf vision pipeline "
+        "(default), or none (the shelves alone: the shelves-only mode)",
+    )
+    e.add_argument(
         "--camera-fps", type=float, default=5.0, help="rendered ceiling frames per second"
     )
     e.add_argument("--lighting", default="day", help="lighting preset of the rendered cameras")
@@ -253,6 +260,7 @@ def _eval(args: argparse.Namespace) -> int:
         positioning=args.positioning,
         camera_fps=args.camera_fps,
         lighting=args.lighting,
+        interactions=args.interactions,
     )
     print(f"scenario {args.scenario}")
     print(format_table(result.metrics))
@@ -262,6 +270,7 @@ def _eval(args: argparse.Namespace) -> int:
             "scenario": str(args.scenario),
             "brain": result.brain_stats,
             "cameras": result.cameras,
+            "shelf_cameras": result.shelf_cameras,
         }
         Path(args.json_out).write_text(json.dumps(payload, indent=2, default=str) + "\n")
         print(f"metrics written to {args.json_out}")

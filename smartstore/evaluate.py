@@ -26,11 +26,12 @@ from iot.store import load_store
 from sim.scenario import load_scenario
 from sim.scoring import TrueVisit, format_table, score
 from sim.twin import Twin
-from smartstore.cameras import CameraPositioning
+from smartstore.cameras import CameraPositioning, ShelfCameras
 
-__all__ = ["POSITIONING_MODES", "EvalResult", "SimClock", "run_eval"]
+__all__ = ["INTERACTION_MODES", "POSITIONING_MODES", "EvalResult", "SimClock", "run_eval"]
 
 POSITIONING_MODES = ("cameras", "simulated")
+INTERACTION_MODES = ("cameras", "none")
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class EvalResult:
     receipts: list[Receipt] = field(default_factory=list)
     wall_s: float = 0.0
     cameras: dict[str, object] | None = None
+    shelf_cameras: dict[str, object] | None = None
 
 
 def run_eval(
@@ -66,6 +68,7 @@ def run_eval(
     positioning: str = "cameras",
     camera_fps: float = 5.0,
     lighting: str = "day",
+    interactions: str = "cameras",
 ) -> EvalResult:
     """Run one scenario end to end in simulated time and score it.
 
@@ -74,6 +77,8 @@ def run_eval(
     vision pipeline, the default) or ``simulated`` (the twin's own positions
     with Gaussian noise, for comparison).
     """
+    if interactions not in INTERACTION_MODES:
+        raise ValueError(f"unknown interactions {interactions!r}; use one of {INTERACTION_MODES}")
     if positioning not in POSITIONING_MODES:
         raise ValueError(f"unknown positioning {positioning!r}; use one of {POSITIONING_MODES}")
     started = time.perf_counter()
@@ -89,6 +94,9 @@ def run_eval(
         if positioning == "cameras"
         else None
     )
+    shelves = (
+        ShelfCameras(twin, transport, lighting=lighting) if interactions == "cameras" else None
+    )
     with tempfile.TemporaryDirectory(prefix="smartstore-eval-") as tmp:
         ledger = Ledger(str(db_path or Path(tmp) / "ledger.sqlite"))
         brain = StoreBrain(store, transport, ledger, settings=settings or BrainSettings())
@@ -96,7 +104,10 @@ def run_eval(
         adapter = ShelfAdapter(store, transport, now=clock)
         adapter.start()
         try:
-            _drive(twin, brain, clock, cameras, step_s=step_s, progress=progress)
+            _drive(twin, brain, clock, (cameras, shelves), step_s=step_s, progress=progress)
+            if shelves is not None:
+                shelves.finish()  # hands still in a shelf at the end: their episodes close
+                brain.tick(twin.end_s)
         finally:
             brain.close()
             ledger.close()
@@ -110,9 +121,12 @@ def run_eval(
     metrics["simulated_s"] = round(twin.end_s - twin.start_s, 1)
     metrics["wall_s"] = round(wall, 2)
     metrics["positioning"] = positioning
+    metrics["interactions"] = interactions
     result = EvalResult(metrics, brain.stats(), list(brain.receipts), wall)
     if cameras is not None:
         result.cameras = cameras.report()
+    if shelves is not None:
+        result.shelf_cameras = shelves.report()
     return result
 
 
@@ -120,7 +134,7 @@ def _drive(
     twin: Twin,
     brain: StoreBrain,
     clock: SimClock,
-    cameras: CameraPositioning | None,
+    vision: tuple[CameraPositioning | None, ShelfCameras | None],
     *,
     step_s: float,
     progress: TextIO | None,
@@ -132,8 +146,9 @@ def _drive(
         t = min(t + step_s, twin.end_s)
         clock.now_s = t
         twin.advance(brain.transport, t)
-        if cameras is not None:
-            cameras.advance(t)
+        for part in vision:
+            if part is not None:
+                part.advance(t)
         brain.tick(t)
         if progress is not None and time.perf_counter() >= next_report:
             next_report += 5.0

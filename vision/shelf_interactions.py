@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from iot.cameras import camera_rotation
+from iot.cameras import camera_rotation, world_to_pixel
+from iot.facings import facing_spans_m
 from iot.payloads import Interaction
 from iot.store import Camera, Store
 from vision.detections import Detections
@@ -45,6 +46,7 @@ __all__ = [
     "ShelfInteractionTracker",
     "decide_episode",
     "face_point_m",
+    "facing_columns_px",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,26 @@ class InteractionSettings(BaseModel):
         lt=1,
         description="Share of a phase's frames with a product in hand to call the hand holding.",
     )
+    min_zone_frames: int = Field(
+        default=2,
+        ge=1,
+        le=30,
+        description="A touch shorter than this many frames in a zone is a hand passing by.",
+    )
+    crop_top_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of a held product's box, from its top, given to the SKU classifier "
+        "(the hand grips the rest); the gallery must be cut the same way.",
+    )
+    position_floor: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Smallest position likelihood of a SKU the hand was never over (a put "
+        "back in the wrong place, a hand zone straddling two facings).",
+    )
     aisle_offset_m: float = Field(
         default=0.35,
         ge=0,
@@ -104,6 +126,7 @@ class _Frame:
     holding: bool
     hand_xyxy: np.ndarray
     guess: SkuGuess | None
+    facing: str | None = None  # the SKU whose facings the hand was over (shared plates)
 
 
 @dataclass
@@ -115,6 +138,32 @@ class HandEpisode:
     frames: list[_Frame] = field(default_factory=list)
     entered: bool = False
     frames_outside: int = 0
+
+
+Facings = Mapping[str, list[tuple[str, float, float]]]
+
+
+def facing_columns_px(store: Store, camera: Camera) -> dict[str, list[tuple[str, float, float]]]:
+    """Per plate on the camera's gondola: (sku, u_from_px, u_to_px) of each SKU's facings.
+
+    The planogram's layout (``iot.facings``) projected into the image at the
+    height a hand reaches to (10 cm above the plate).
+    """
+    out: dict[str, list[tuple[str, float, float]]] = {}
+    for gondola, shelf, plate in store.iter_plates():
+        if gondola.id != camera.gondola:
+            continue
+        face_y = store.plate_front_m(plate.id)[0][1]
+        z = shelf.height_m + 0.1
+        columns = []
+        for sku, x0, x1 in facing_spans_m(store, plate.id):
+            pts = np.array([[x0, face_y, z], [x1, face_y, z]])
+            uv, ok = world_to_pixel(camera, pts)
+            if ok.all():
+                u0, u1 = sorted((float(uv[0, 0]), float(uv[1, 0])))
+                columns.append((sku, u0, u1))
+        out[plate.id] = columns
+    return out
 
 
 def face_point_m(camera: Camera, u: float, v: float, face_y_m: float) -> tuple[float, float]:
@@ -139,22 +188,75 @@ def _share(phase: list[_Frame]) -> float:
     return sum(f.holding for f in phase) / len(phase) if phase else 0.0
 
 
-def _mean_guess(phase: list[_Frame]) -> tuple[str | None, float]:
+def _appearance(phase: list[_Frame]) -> dict[str, float]:
+    """The classifier's mean probabilities over the phase's held-product crops."""
     guesses = [f.guess for f in phase if f.holding and f.guess is not None]
-    if not guesses:
-        return None, 0.0
     total: dict[str, float] = {}
     for g in guesses:
         for sku, p in g.probabilities.items():
             total[sku] = total.get(sku, 0.0) + p / len(guesses)
-    sku = max(sorted(total), key=lambda s: total[s])
-    return sku, float(total[sku])
+    return total
+
+
+def _position(frames: list[_Frame], plate_skus: list[str], floor: float) -> dict[str, float]:
+    """How often the hand was over each SKU's facings while in the plate's zone (smoothed)."""
+    if len(plate_skus) <= 1:
+        return {sku: 1.0 for sku in plate_skus}
+    counts = {sku: 0.0 for sku in plate_skus}
+    for f in frames:
+        if f.facing in counts:
+            counts[f.facing] += 1.0
+    n = sum(counts.values())
+    if n == 0:
+        return {sku: 1.0 / len(plate_skus) for sku in plate_skus}
+    return {sku: max(c / n, floor) for sku, c in counts.items()}
+
+
+def _which_sku(
+    phase: list[_Frame],
+    at_plate: list[_Frame],
+    plate_skus: list[str],
+    *,
+    action: str,
+    floor: float,
+) -> tuple[str | None, float]:
+    """Where the hand was (facings) times what it held (appearance), normalised.
+
+    A pick takes what the plate stocks, so only its SKUs compete (a stray unit
+    left there is the scale's business). A put may return anything, so the
+    classifier's best guesses compete too. Appearance is the weaker cue on
+    small, hand-covered crops: it is clipped to [floor, 1] so that it breaks
+    ties of position rather than overruling it.
+    """
+    looks = _appearance(phase)
+    where = _position(at_plate, plate_skus, floor)
+    if action == "pick" and plate_skus:
+        candidates = set(plate_skus)
+    else:
+        candidates = set(where) | set(sorted(looks, key=lambda k: -looks[k])[:3])
+    if not candidates:
+        return None, 0.0
+    in_play = {k: v for k, v in looks.items() if k in candidates}
+    norm = sum(in_play.values())
+    score = {
+        sku: where.get(sku, floor) * (max(in_play.get(sku, 0.0) / norm, floor) if norm > 0 else 1.0)
+        for sku in sorted(candidates)
+    }
+    total = sum(score.values())
+    sku = max(sorted(score), key=lambda k: score[k])
+    return sku, float(score[sku] / total)
 
 
 def decide_episode(
-    episode: HandEpisode, settings: InteractionSettings
+    episode: HandEpisode,
+    settings: InteractionSettings,
+    plate_skus: Mapping[str, list[str]] | None = None,
 ) -> tuple[str, str | None, float, float, str] | None:
-    """(action, sku, confidence, sku_confidence, plate) of an episode, None if never inside."""
+    """(action, sku, confidence, sku_confidence, plate) of an episode, None if never inside.
+
+    ``plate_skus``: the SKUs each plate stocks (planogram order); with several
+    on a plate, where the hand reached says which (``_Frame.facing``).
+    """
     inside = [i for i, f in enumerate(episode.frames) if f.zone is not None]
     if not inside:
         return None
@@ -170,11 +272,19 @@ def decide_episode(
         action, phase = "put", going_in
     else:
         action, phase = "touch", []
-    sku, sku_conf = _mean_guess(phase)
     confidence = abs(held_out - held_in) if action != "touch" else 1.0 - abs(held_out - held_in)
     zones = [episode.frames[i].zone for i in inside]
     plate = max(sorted(set(zones), key=str), key=zones.count)
     assert plate is not None
+    if action == "touch" and len(inside) < settings.min_zone_frames:
+        return None  # a hand passing over the zone, not an interaction
+    sku, sku_conf = None, 0.0
+    if action != "touch":
+        at_plate = [episode.frames[i] for i in inside if episode.frames[i].zone == plate]
+        skus = list((plate_skus or {}).get(plate, []))
+        sku, sku_conf = _which_sku(
+            phase, at_plate, skus, action=action, floor=settings.position_floor
+        )
     return action, sku, round(float(confidence), 4), round(sku_conf, 4), plate
 
 
@@ -188,6 +298,8 @@ class ShelfInteractionTracker:
         zones: ZoneBoxes,
         classify: Classify | None,
         settings: InteractionSettings | None = None,
+        *,
+        facings: Facings | None = None,
     ) -> None:
         if camera.kind != "shelf" or camera.gondola is None:
             raise ValueError(f"camera {camera.id!r} is not a shelf camera watching a gondola")
@@ -198,6 +310,8 @@ class ShelfInteractionTracker:
         self.zones = {p: np.asarray(b, dtype=float) for p, b in zones.items()}
         self.classify = classify
         self.settings = settings or InteractionSettings()
+        self.facings = dict(facings) if facings is not None else facing_columns_px(store, camera)
+        self.plate_skus = {p: [e.sku for e in store.skus_on_plate(p)] for p in self.zones}
         self.hands = Tracker(self.settings.tracker, frame_rate_hz=camera.fps)
         self.episodes: dict[int, HandEpisode] = {}
         self.emitted = 0
@@ -244,6 +358,17 @@ class ShelfInteractionTracker:
                 best, best_share = plate, share
         return best
 
+    def _facing_of(self, plate: str, hand: np.ndarray) -> str | None:
+        columns = self.facings.get(plate, [])
+        if len(columns) <= 1:
+            return columns[0][0] if columns else None
+        u = float(hand[0] + hand[2]) / 2
+
+        def off(column: tuple[str, float, float]) -> float:
+            return max(column[1] - u, 0.0, u - column[2])  # 0 inside the column
+
+        return min(columns, key=off)[0]
+
     def _held_product(self, hand: np.ndarray, products: np.ndarray) -> np.ndarray | None:
         if len(products) == 0:
             return None
@@ -267,8 +392,9 @@ class ShelfInteractionTracker:
         if self.classify is None:
             return None
         h, w = image.shape[:2]
+        top = box[1] + (box[3] - box[1]) * self.settings.crop_top_share
         x0, y0 = int(max(0, np.floor(box[0]))), int(max(0, np.floor(box[1])))
-        x1, y1 = int(min(w, np.ceil(box[2]))), int(min(h, np.ceil(box[3])))
+        x1, y1 = int(min(w, np.ceil(box[2]))), int(min(h, np.ceil(top)))
         if x1 - x0 < 4 or y1 - y0 < 4:
             return None
         return self.classify(image[y0:y1, x0:x1], None)
@@ -280,7 +406,8 @@ class ShelfInteractionTracker:
         zone = self._zone_of(box)
         product = self._held_product(box, products)
         guess = self._crop_guess(image, product, zone) if product is not None else None
-        ep.frames.append(_Frame(time_s, zone, product is not None, box.copy(), guess))
+        facing = self._facing_of(zone, box) if zone is not None else None
+        ep.frames.append(_Frame(time_s, zone, product is not None, box.copy(), guess, facing))
         if zone is not None:
             ep.entered = True
             ep.frames_outside = 0
@@ -288,7 +415,7 @@ class ShelfInteractionTracker:
             ep.frames_outside += 1
 
     def _close(self, ep: HandEpisode) -> Interaction | None:
-        decided = decide_episode(ep, self.settings)
+        decided = decide_episode(ep, self.settings, self.plate_skus)
         if decided is None:
             return None
         action, sku, confidence, sku_conf, plate = decided

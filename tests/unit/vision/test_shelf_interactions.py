@@ -111,3 +111,31 @@ def test_a_camera_that_is_not_a_shelf_camera_is_refused() -> None:
     ceiling = Camera(id="c", kind="ceiling", position_m=(1.0, 1.0, 3.0))
     with pytest.raises(ValueError, match="not a shelf camera"):
         ShelfInteractionTracker(STORE, ceiling, ZONES, None)
+
+
+def test_on_a_shared_plate_the_facings_the_hand_reached_say_which_sku() -> None:
+    from vision.shelf_interactions import facing_columns_px
+
+    twins = load_store(ROOT / "stores" / "twins.yaml")
+    cam = next(c for c in twins.devices.cameras if c.id == "cam-shelf-g01")
+    columns = facing_columns_px(twins, cam)
+    plate, cols = next((p, c) for p, c in columns.items() if len(c) >= 2)
+    zones = {plate: (min(c[1] for c in cols) - 2, 100.0, max(c[2] for c in cols) + 2, 300.0)}
+    (sku_a, _, _), (sku_b, b0, b1) = cols[0], cols[1]
+
+    def wrong_looks(crop: np.ndarray, candidates: list[str] | None) -> SkuGuess:
+        return SkuGuess(sku_a, 0.6, {sku_a: 0.6, sku_b: 0.4})  # appearance leans the wrong way
+
+    tracker = ShelfInteractionTracker(twins, cam, zones, wrong_looks)
+    image = np.zeros((480, 640, 3), np.uint8)
+    u = (b0 + b1) / 2
+    events = []
+    for k, y in enumerate([460, 400, 200, 200, 200, 200, 400, 460]):
+        boxes = [[u - 10, y, u + 10, y + 20]] + ([[u - 6, y - 8, u + 6, y + 8]] if k >= 4 else [])
+        dets = Detections.from_arrays(
+            np.array(boxes, float), [0.9] * len(boxes), [0, 1][: len(boxes)]
+        )
+        events += tracker.process(T0 + k * 0.1, image, dets)
+    (event,) = events + tracker.flush()
+    assert (event.action, event.plate_id, event.sku) == ("pick", plate, sku_b)
+    assert event.sku_confidence > 0.8
