@@ -32,6 +32,7 @@ __all__ = [
     "CameraPositioning",
     "CameraRunStats",
     "ShelfCameras",
+    "model_dir_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,12 @@ REPO = Path(__file__).resolve().parent.parent
 CEILING_MANIFEST = REPO / "models" / "manifests" / "ceiling_person.yaml"
 SHELF_MANIFEST = REPO / "models" / "manifests" / "shelf_hands.yaml"
 ACTIVE_MARGIN_S = 1.0  # full frame rate from this long before a reach until this long after
+
+
+def model_dir_of(manifest: str | Path) -> Path:
+    """Where a manifest's ONNX lies: models/ for the shipped manifests/, else beside it."""
+    folder = Path(manifest).resolve().parent
+    return folder.parent if folder.name == "manifests" else folder
 
 
 @dataclass
@@ -73,8 +80,7 @@ class CameraPositioning:
             raise ValueError(
                 f"unknown lighting {lighting!r}; use one of {sorted(LIGHTING_PRESETS)}"
             )
-        # manifests live in models/manifests/, the shipped ONNX files in models/
-        model = load_model(manifest, model_dir=Path(manifest).resolve().parent.parent)
+        model = load_model(manifest, model_dir=model_dir_of(manifest))
         self.detector = OnnxDetector.from_model(
             model, score_threshold=score_threshold, threads=threads
         )
@@ -159,7 +165,7 @@ class ShelfCameras:
 
         if not fps > 0 or not 0 < idle_fps <= fps:
             raise ValueError(f"need fps > 0 and 0 < idle_fps <= fps, got {fps} and {idle_fps}")
-        model = load_model(manifest, model_dir=Path(manifest).resolve().parent.parent)
+        model = load_model(manifest, model_dir=model_dir_of(manifest))
         detector = OnnxDetector.from_model(model, score_threshold=score_threshold, threads=threads)
         self.twin = twin
         store = twin.store

@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         help="mqtt://host:port of a real broker (default: start an embedded one)",
     )
     d.add_argument("--db", default="smartstore-demo.sqlite", help="SQLite ledger file")
+    _add_vision_modes(d)
 
     e = sub.add_parser("eval", help="run a scenario in simulated time and score the receipts")
     e.add_argument("scenario", help="scenario file, e.g. scenarios/normal.yaml")
@@ -64,24 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--db", default=None, help="keep the SQLite ledger in this file")
     e.add_argument("--seed", type=int, default=None, help="replace the scenario's seed")
     e.add_argument("--quiet", action="store_true", help="no progress lines")
-    e.add_argument(
-        "--positioning",
-        choices=["cameras", "simulated"],
-        default="cameras",
-        help="who says where shoppers are: the rendered ceiling cameras through the vision "
-        "pipeline (default) or the twin's simulated positions (for comparison)",
-    )
-    e.add_argument(
-        "--interactions",
-        choices=["cameras", "none"],
-        default="cameras",
-        help="what hands took: the rendered shelf cameras through the shelf vision pipeline "
-        "(default), or none (the shelves alone: the shelves-only mode)",
-    )
+    _add_vision_modes(e)
     e.add_argument(
         "--camera-fps", type=float, default=5.0, help="rendered ceiling frames per second"
     )
     e.add_argument("--lighting", default="day", help="lighting preset of the rendered cameras")
+    e.add_argument("--ceiling-model", default=None, help="manifest of another ceiling person model")
+    e.add_argument("--shelf-model", default=None, help="manifest of another shelf hand model")
 
     _add_vision_parsers(sub)
 
@@ -90,6 +80,23 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("topics", help="print the MQTT topic table (Markdown)")
     return p
+
+
+def _add_vision_modes(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--positioning",
+        choices=["cameras", "simulated"],
+        default="cameras",
+        help="who says where shoppers are: the rendered ceiling cameras through the vision "
+        "pipeline (default) or the twin's simulated positions (for comparison)",
+    )
+    p.add_argument(
+        "--interactions",
+        choices=["cameras", "none"],
+        default="cameras",
+        help="what hands took: the rendered shelf cameras through the shelf vision pipeline "
+        "(default), or none (the shelves alone: the shelves-only mode)",
+    )
 
 
 def _add_vision_parsers(sub: argparse._SubParsersAction) -> None:
@@ -241,6 +248,8 @@ def _demo(args: argparse.Namespace) -> int:
         speed=args.speed,
         port=args.port,
         db_path=args.db,
+        positioning=args.positioning,
+        interactions=args.interactions,
     )
     return 0
 
@@ -261,6 +270,11 @@ def _eval(args: argparse.Namespace) -> int:
         camera_fps=args.camera_fps,
         lighting=args.lighting,
         interactions=args.interactions,
+        models={
+            k: v
+            for k, v in (("ceiling", args.ceiling_model), ("shelf", args.shelf_model))
+            if v is not None
+        },
     )
     print(f"scenario {args.scenario}")
     print(format_table(result.metrics))

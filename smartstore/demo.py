@@ -47,11 +47,20 @@ def run_demo(
     port: int = 8000,
     db_path: str | Path = "smartstore-demo.sqlite",
     out: TextIO = sys.stdout,
+    positioning: str = "cameras",
+    interactions: str = "cameras",
 ) -> DemoResult:
-    """Run the store until ``seconds`` of wall time pass or the scenario ends."""
+    """Run the store until ``seconds`` of wall time pass or the scenario ends.
+
+    ``positioning``/``interactions`` as for ``smartstore eval``: by default the
+    twin's rendered ceiling and shelf cameras go through the edge vision
+    pipelines. Those cost CPU: when this machine cannot render and detect at
+    ``speed``, event time slows down to what it can (the summary lines say the
+    speed reached), rather than letting positions fall behind the shelves.
+    """
     scenario = load_scenario(scenario_path)
     store = load_store(scenario.store)
-    twin = Twin(store, scenario)
+    twin = Twin(store, scenario, positioning_feed=positioning == "simulated")
     stop = threading.Event()
     with ExitStack() as stack:
         stack.callback(_stop_on_signals(stop))
@@ -60,6 +69,7 @@ def run_demo(
             broker_url = broker.url
             print(f"embedded MQTT broker at {broker_url}", file=out)
         clock = _WallMappedClock(twin.start_s, speed)
+        paced = positioning == "cameras" or interactions == "cameras"
         # The twin replays the same visits every run, so each demo starts a fresh ledger.
         _remove_ledger(Path(db_path))
         ledger = Ledger(str(db_path))
@@ -94,7 +104,8 @@ def run_demo(
             f"speed x{speed:g}; Ctrl-C stops",
             file=out,
         )
-        live = _Live(twin, devices_tx, brain_tx, brain, adapter, clock)
+        vision = _vision_parts(twin, devices_tx, positioning, interactions, out)
+        live = _Live(twin, devices_tx, brain_tx, brain, adapter, clock, vision, paced)
         now = live.run(seconds, stop, out)
         brain_tx.drain()
         stats = live.brain_stats()
@@ -117,7 +128,11 @@ class DemoResult:
 
 
 class _WallMappedClock:
-    """Maps wall time onto the scenario's event time (live demo only)."""
+    """Maps wall time onto the scenario's event time (live demo only).
+
+    ``hold(t)``: event time has only reached ``t`` (the cameras are behind);
+    the mapping restarts there, so time never runs ahead of the cameras.
+    """
 
     def __init__(self, start_s: float, speed: float) -> None:
         self.start_s, self.speed = start_s, speed
@@ -125,6 +140,29 @@ class _WallMappedClock:
 
     def __call__(self) -> float:
         return self.start_s + (time.monotonic() - self.wall0) * self.speed
+
+    def hold(self, event_time_s: float) -> None:
+        if self() > event_time_s + _PACED_STEP_S:
+            self.start_s, self.wall0 = event_time_s, time.monotonic()
+
+
+_PACED_STEP_S = 0.1  # event time a paced demo step covers (the shelf cameras' frame period)
+
+
+def _vision_parts(
+    twin: Twin, transport: MqttTransport, positioning: str, interactions: str, out: TextIO
+) -> list[Any]:
+    """The camera paths the demo runs (they publish over the devices' connection)."""
+    from smartstore.cameras import CameraPositioning, ShelfCameras
+
+    parts: list[Any] = []
+    if positioning == "cameras":
+        parts.append(CameraPositioning(twin, transport))
+        print("ceiling cameras: rendered, tracked by the edge pipeline", file=out)
+    if interactions == "cameras":
+        parts.append(ShelfCameras(twin, transport))
+        print("shelf cameras: rendered, hands and products read by the edge pipeline", file=out)
+    return parts
 
 
 def _service_transport(
@@ -179,20 +217,32 @@ class _Live:
     brain: StoreBrain
     adapter: ShelfAdapter
     clock: _WallMappedClock
+    vision: list[Any]
+    paced: bool
 
     def run(self, seconds: float | None, stop: threading.Event, out: TextIO) -> float:
         """Publish the twin's devices in real time and tick the brain; returns the last time."""
-        wall_end = time.monotonic() + seconds if seconds is not None else float("inf")
+        wall0 = time.monotonic()
+        wall_end = wall0 + seconds if seconds is not None else float("inf")
         next_summary = time.monotonic() + 5.0
         now = self.twin.start_s
         while not stop.is_set() and time.monotonic() < wall_end and now < self.twin.end_s:
-            now = min(self.clock(), self.twin.end_s)
+            target = min(self.clock(), self.twin.end_s)
+            # Paced (cameras on): at most one camera step at a time, so the tracks and
+            # sightings keep up with the shelves even when the CPU cannot keep the speed.
+            now = min(target, now + _PACED_STEP_S) if self.paced else target
             self.twin.advance(self.devices_tx, now)
+            for part in self.vision:
+                part.advance(now)
             self.brain_tx.submit(self.brain.tick, now)
+            if self.paced:
+                self.clock.hold(now)
             if time.monotonic() >= next_summary:
                 next_summary += 5.0
-                print(self.summary(now), file=out, flush=True)
-            stop.wait(0.05)
+                reached = (now - self.twin.start_s) / max(time.monotonic() - wall0, 1e-9)
+                print(f"{self.summary(now)}  speed x{reached:.1f}", file=out, flush=True)
+            if now >= target:
+                stop.wait(0.05)
         return now
 
     def summary(self, now: float) -> str:

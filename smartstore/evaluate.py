@@ -26,7 +26,12 @@ from iot.store import load_store
 from sim.scenario import load_scenario
 from sim.scoring import TrueVisit, format_table, score
 from sim.twin import Twin
-from smartstore.cameras import CameraPositioning, ShelfCameras
+from smartstore.cameras import (
+    CEILING_MANIFEST,
+    SHELF_MANIFEST,
+    CameraPositioning,
+    ShelfCameras,
+)
 
 __all__ = ["INTERACTION_MODES", "POSITIONING_MODES", "EvalResult", "SimClock", "run_eval"]
 
@@ -69,14 +74,20 @@ def run_eval(
     camera_fps: float = 5.0,
     lighting: str = "day",
     interactions: str = "cameras",
+    models: dict[str, str] | None = None,
 ) -> EvalResult:
     """Run one scenario end to end in simulated time and score it.
 
     ``seed`` replaces the scenario's seed (same scenario, another draw).
     ``positioning``: ``cameras`` (rendered ceiling frames through the edge
     vision pipeline, the default) or ``simulated`` (the twin's own positions
-    with Gaussian noise, for comparison).
+    with Gaussian noise, for comparison). ``interactions``: ``cameras``
+    (rendered shelf cameras through the shelf vision pipeline, the default) or
+    ``none`` (the shelves alone say what was taken: the shelves-only mode).
+    ``models``: other manifests for ``ceiling`` or ``shelf`` than the shipped ones.
     """
+    manifests: dict[str, str | Path] = {"ceiling": CEILING_MANIFEST, "shelf": SHELF_MANIFEST}
+    manifests.update(models or {})
     if interactions not in INTERACTION_MODES:
         raise ValueError(f"unknown interactions {interactions!r}; use one of {INTERACTION_MODES}")
     if positioning not in POSITIONING_MODES:
@@ -90,12 +101,20 @@ def run_eval(
     clock = SimClock(twin.start_s)
     transport = LocalTransport()
     cameras = (
-        CameraPositioning(twin, transport, fps=camera_fps, lighting=lighting)
+        CameraPositioning(
+            twin,
+            transport,
+            fps=camera_fps,
+            lighting=lighting,
+            manifest=manifests["ceiling"],
+        )
         if positioning == "cameras"
         else None
     )
     shelves = (
-        ShelfCameras(twin, transport, lighting=lighting) if interactions == "cameras" else None
+        ShelfCameras(twin, transport, lighting=lighting, manifest=manifests["shelf"])
+        if interactions == "cameras"
+        else None
     )
     with tempfile.TemporaryDirectory(prefix="smartstore-eval-") as tmp:
         ledger = Ledger(str(db_path or Path(tmp) / "ledger.sqlite"))

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from iot.bus import Transport, publish
 from iot.payloads import TrackBatch, TrackPoint
 from iot.store import Camera, Store
+from vision.appearance import describe_person
 from vision.detections import Detections
 from vision.floor import CameraObservation, FloorFusion, FloorSettings, FloorUpdate, project_boxes
 from vision.tracking import Tracker, TrackerSettings
@@ -102,8 +103,16 @@ class CeilingTracker:
         self.fusion = FloorFusion(store, self.settings.floor)
         self.batches = 0
 
-    def observe(self, detections: Mapping[str, Detections]) -> list[CameraObservation]:
-        """Run each camera's tracker on its detections; the floor points of its tracks."""
+    def observe(
+        self,
+        detections: Mapping[str, Detections],
+        frames: Mapping[str, np.ndarray] | None = None,
+    ) -> list[CameraObservation]:
+        """Run each camera's tracker on its detections; the floor points of its tracks.
+
+        With the ``frames``, each observation also carries the person's look
+        (``vision.appearance``) for re-identification in the floor fusion.
+        """
         unknown = sorted(set(detections) - set(self.cameras))
         if unknown:
             raise ValueError(
@@ -117,18 +126,30 @@ class CeilingTracker:
                 continue
             boxes = np.array([t.xyxy for t in tracks])
             xy, sigma = project_boxes(self.cameras[cid], boxes, self.settings.floor)
+            frame = frames.get(cid) if frames is not None else None
             for t, (x, y), s in zip(tracks, xy.tolist(), sigma.tolist(), strict=True):
                 if not (math.isnan(x) or math.isnan(y)):  # NaN: the ray missed the plane
-                    out.append(CameraObservation(cid, t.track_id, x, y, s))
+                    look = describe_person(frame, t.xyxy) if frame is not None else None
+                    out.append(CameraObservation(cid, t.track_id, x, y, s, look))
         return out
 
-    def step(self, time_s: float, detections: Mapping[str, Detections]) -> FloorUpdate:
+    def step(
+        self,
+        time_s: float,
+        detections: Mapping[str, Detections],
+        frames: Mapping[str, np.ndarray] | None = None,
+    ) -> FloorUpdate:
         """One frame set at event time ``time_s``, without publishing."""
-        return self.fusion.update(time_s, self.observe(detections))
+        return self.fusion.update(time_s, self.observe(detections, frames))
 
-    def process(self, time_s: float, detections: Mapping[str, Detections]) -> TrackBatch:
+    def process(
+        self,
+        time_s: float,
+        detections: Mapping[str, Detections],
+        frames: Mapping[str, np.ndarray] | None = None,
+    ) -> TrackBatch:
         """One frame set: track, fuse, publish (when a transport is given) and return the batch."""
-        update = self.step(time_s, detections)
+        update = self.step(time_s, detections, frames)
         self.batches += 1
         batch = to_track_batch(update, self.settings.device_id, self.batches)
         if self.transport is not None:

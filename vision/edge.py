@@ -134,7 +134,7 @@ class EdgeVisionPipeline:
         fresh = self._timed("detect", self._detect, to_detect)
         self.last_detections.update(fresh)
         detections = {cid: self.last_detections[cid] for cid in usable}
-        return self._timed("track", self.tracker.process, time_s, detections)
+        return self._timed("track", self.tracker.process, time_s, detections, usable)
 
     def timings_ms(self) -> dict[str, dict[str, float]]:
         """Per-stage calls, total, mean and max milliseconds (benchmarks; never decisions)."""

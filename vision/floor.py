@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from iot.cameras import camera_rotation, pixel_to_plane, world_to_pixel
 from iot.store import Camera, Store
+from vision.appearance import look_distance
 from vision.assignment import match_capped
 
 __all__ = [
@@ -147,6 +148,24 @@ class FloorSettings(BaseModel):
     exit_coast_s: float = Field(
         default=0.3, ge=0, description="...ends after this long unseen, not after max_coast_s."
     )
+    look_weight_m: float = Field(
+        default=1.6,
+        ge=0,
+        description="Association cost of a complete colour mismatch, in metres of distance "
+        "(vision/appearance.py): keeps two people who pass close on their own tracks.",
+    )
+    look_memory: float = Field(
+        default=0.85,
+        ge=0,
+        lt=1,
+        description="Weight of a track's remembered look against a new observation's.",
+    )
+    look_clear_m: float = Field(
+        default=1.0,
+        ge=0,
+        description="A track learns its look only when no other track is this close "
+        "(a box of two people would teach it the wrong colours).",
+    )
     merge_m: float = Field(
         default=0.35, gt=0, description="Two tracks closer than this for merge_s are one person."
     )
@@ -222,6 +241,7 @@ class CameraObservation:
     x_m: float
     y_m: float
     sigma_m: float
+    look: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -277,6 +297,7 @@ class _StoreTrack:
     confirmed: bool = False
     near_since_s: dict[int, float] = field(default_factory=dict)
     cameras: tuple[str, ...] = ()
+    look: np.ndarray | None = None  # running mean of the person's colour descriptor
 
     @property
     def pos(self) -> np.ndarray:
@@ -317,6 +338,7 @@ class FloorFusion:
             obs = assigned.get(t.number, [])
             for o in obs:
                 self._correct(t, o)
+            self._learn_look(t, obs)
             t.cameras = tuple(sorted(o.camera_id for o in obs))
             if obs:
                 t.last_seen_s = time_s
@@ -357,6 +379,21 @@ class FloorFusion:
         gain = np.linalg.solve(s, h @ t.P).T
         t.x = t.x + gain @ (np.array([o.x_m, o.y_m]) - t.x[:2])
         t.P = (np.eye(4) - gain @ h) @ t.P
+
+    def _learn_look(self, t: _StoreTrack, obs: list[CameraObservation]) -> None:
+        looks = [o.look for o in obs if o.look is not None]
+        if not looks:
+            return
+        s = self.settings
+        crowded = any(
+            u is not t and float(np.hypot(*(u.pos - t.pos))) < s.look_clear_m for u in self._tracks
+        )
+        if crowded and t.look is not None:
+            return
+        new = np.mean(looks, axis=0)
+        mixed = new if t.look is None else s.look_memory * t.look + (1 - s.look_memory) * new
+        norm = float(np.linalg.norm(mixed))
+        t.look = mixed / norm if norm > 0 else t.look
 
     # --- association ---
 
@@ -407,8 +444,11 @@ class FloorFusion:
         )
         gates = np.array([self._gate(t, time_s) for t in tracks])[:, None]
         allowed = (dist <= gates) | (bound & (dist <= max(s.sticky_gate_m, s.gate_m)))
-        cost = np.where(allowed, dist + np.where(bound, 0.0, s.sticky_bonus_m), np.nan)
-        top = max(s.max_gate_m, s.sticky_gate_m) + s.sticky_bonus_m
+        looks = np.array([[look_distance(t.look, o.look) for o in obs] for t in tracks])
+        cost = np.where(
+            allowed, dist + np.where(bound, 0.0, s.sticky_bonus_m) + s.look_weight_m * looks, np.nan
+        )
+        top = max(s.max_gate_m, s.sticky_gate_m) + s.sticky_bonus_m + s.look_weight_m
         rows, cols = match_capped(cost, top)
         for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
             t, o = tracks[r], obs[c]
@@ -423,6 +463,7 @@ class FloorFusion:
         p = np.diag([o.sigma_m**2] * 2 + [s.init_speed_sigma_m_s**2] * 2)
         near_entry = any(_segment_distance(x[:2], a, b) <= s.entry_radius_m for a, b in self._entry)
         t = _StoreTrack(self._next, x, p, time_s, time_s, near_entry, confirmed=s.confirm_hits <= 1)
+        t.look = o.look
         self._next += 1
         return t
 

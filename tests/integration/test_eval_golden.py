@@ -25,7 +25,9 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 @pytest.mark.parametrize(("name", "exact_match_at_least"), [("normal", 0.98), ("busy", 0.90)])
 def test_shipped_scenarios_meet_their_bars(name: str, exact_match_at_least: float) -> None:
-    result = run_eval(SCENARIOS / f"{name}.yaml", progress=None, positioning="simulated")
+    result = run_eval(
+        SCENARIOS / f"{name}.yaml", progress=None, positioning="simulated", interactions="none"
+    )
     m = result.metrics
     assert m["visits"] >= 50
     assert m["missing_receipts"] == 0 and m["duplicate_receipts"] == 0
@@ -35,9 +37,19 @@ def test_shipped_scenarios_meet_their_bars(name: str, exact_match_at_least: floa
 
 
 def test_a_seed_fixes_the_run(tmp_path: Path) -> None:
-    first = run_eval(SCENARIOS / "busy.yaml", progress=None, positioning="simulated")
-    again = run_eval(SCENARIOS / "busy.yaml", progress=None, positioning="simulated")
-    other = run_eval(SCENARIOS / "busy.yaml", seed=99, progress=None, positioning="simulated")
+    first = run_eval(
+        SCENARIOS / "busy.yaml", progress=None, positioning="simulated", interactions="none"
+    )
+    again = run_eval(
+        SCENARIOS / "busy.yaml", progress=None, positioning="simulated", interactions="none"
+    )
+    other = run_eval(
+        SCENARIOS / "busy.yaml",
+        seed=99,
+        progress=None,
+        positioning="simulated",
+        interactions="none",
+    )
 
     def strip(metrics: dict) -> dict:
         return {k: v for k, v in metrics.items() if k != "wall_s"}

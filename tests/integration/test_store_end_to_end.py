@@ -64,8 +64,10 @@ def test_store_over_a_real_broker_matches_the_in_process_run(
         port=_free_port(),
         db_path=tmp_path / "ledger.sqlite",
         out=io.StringIO(),
+        positioning="simulated",
+        interactions="none",
     )
-    local = run_eval(scenario, progress=None, positioning="simulated")
+    local = run_eval(scenario, progress=None, positioning="simulated", interactions="none")
     assert live.metrics["visits"] == local.metrics["visits"] == 4
     assert live.metrics["missing_receipts"] == 0
     assert live.metrics["duplicate_receipts"] == 0
