@@ -369,7 +369,10 @@ def export_mot(
 
 # ---------------------------------------------------------------- shelf cameras
 
-SHELF_CLASSES = ("hand", "product")  # product: a package held in a hand, not one on the shelf
+# A hand (0) or a hand holding a package (1), boxed together with what it holds: a
+# package alone is a dozen pixels, a hand with it is learnable (issue 3's "hand,
+# hand-with-product"); the package's own crop is read off the box's top by the runtime.
+SHELF_CLASSES = ("hand", "hand_holding")
 _MIN_BOX_PX = 2.0  # boxes thinner than this (a hand just entering the image) get no label
 
 
@@ -383,10 +386,15 @@ class _ShelfOptions:
 
 
 def shelf_label_lines(frame: ShelfFrame) -> list[str]:
-    """``class cx cy w h`` lines: every hand in view (0), every package held in one (1)."""
+    """``class cx cy w h`` lines: an empty hand (0), a hand with what it holds in one box (1)."""
     h, w = frame.image.shape[:2]
-    boxes = [(0, hand.xyxy) for hand in frame.hands]
-    boxes += [(1, hand.product_xyxy) for hand in frame.hands if hand.product_xyxy is not None]
+    boxes: list[tuple[int, tuple[float, float, float, float]]] = []
+    for hand in frame.hands:
+        if hand.product_xyxy is None:
+            boxes.append((0, hand.xyxy))
+        else:
+            (a0, b0, a1, b1), (c0, d0, c1, d1) = hand.xyxy, hand.product_xyxy
+            boxes.append((1, (min(a0, c0), min(b0, d0), max(a1, c1), max(b1, d1))))
     lines = []
     for cls, (x0, y0, x1, y1) in boxes:
         if x1 - x0 < _MIN_BOX_PX or y1 - y0 < _MIN_BOX_PX:
@@ -484,7 +492,7 @@ def export_shelf_yolo(
     settings: RenderSettings | None = None,
     colour: str = "none",
 ) -> YoloExport:
-    """Render a YOLO hand/product dataset from the shelf cameras (classes ``SHELF_CLASSES``).
+    """Render a YOLO hand dataset from the shelf cameras (classes ``SHELF_CLASSES``).
 
     As ``export_yolo``: val is held out (its own seed and lighting), train
     lightings are dealt round the scenarios, ``colour`` is written into the
@@ -515,8 +523,9 @@ def export_shelf_yolo(
             out, split, paths, seed=seed, lightings=split_lights, frames_per_camera=n, opts=opts
         )
     (out / "data.yaml").write_text(
-        "# Rendered shelf-camera hand/product dataset (sim/dataset.py); paths are relative to\n"
-        "# this file's folder. product = a package held in a hand. val: other seed and lighting.\n"
+        "# Rendered shelf-camera hand dataset (sim/dataset.py); paths are relative to this\n"
+        "# file's folder. hand_holding = a hand and the package in it, one box. val: other seed\n"
+        "# and lighting.\n"
         f"train: images/train\nval: images/val\nnc: {len(SHELF_CLASSES)}\n"
         f"names: [{', '.join(SHELF_CLASSES)}]\n",
         encoding="utf-8",

@@ -1,12 +1,12 @@
 """Shelf interactions: hands seen by a shelf camera become pick/put/touch episodes.
 
-Per shelf camera, each frame's detections (class ``hand`` and class
-``product``: a package held in a hand) go through:
+Per shelf camera, each frame's detections (class ``hand``: an empty hand, and
+class ``hand_holding``: a hand and the package in it, one box) go through:
 
-1. a hand tracker (``vision.tracking.Tracker``), so one hand is one id over
-   its whole reach;
-2. products joined to the hand whose box holds their centre (a product with
-   no hand is a package on the shelf or a false detection, and is ignored);
+1. a hand tracker (``vision.tracking.Tracker``) over both classes, so one hand
+   is one id over its whole reach, whatever it holds;
+2. the holding flag of each tracked hand: whether its box this frame is a
+   ``hand_holding`` detection (the package's crop is that box's top part);
 3. the plate zone each hand is in: the plate whose zone (its front area in the
    image, from the store geometry) overlaps the hand box most;
 4. an episode per hand: it opens when the hand first enters a plate zone and
@@ -17,7 +17,8 @@ An episode is decided by comparing what the hand held going in (the frames up
 to and including its first in-zone frame) with what it held coming out (its
 last in-zone frame and after): empty in and holding out is a pick, holding in
 and empty out a put, anything else a touch. The SKU is the classifier's
-average over the product crops of the deciding phase; the plate is the zone
+average over the package crops of the deciding phase, times where on the plate
+the hand reached (a shared plate's facings); the plate is the zone
 the hand spent most frames in; the arm's floor position is where the hand
 box's centre ray meets the gondola face, moved into the aisle. Event time
 only: frames carry their ``time_s`` and nothing reads a clock.
@@ -36,6 +37,7 @@ from iot.cameras import camera_rotation, world_to_pixel
 from iot.facings import facing_spans_m
 from iot.payloads import Interaction
 from iot.store import Camera, Store
+from vision.detect import box_iou
 from vision.detections import Detections
 from vision.sku import SkuGuess
 from vision.tracking import Tracker, TrackerSettings
@@ -60,9 +62,17 @@ class InteractionSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    hand_class_id: int = Field(default=0, ge=0, description="Detector class id of a hand.")
-    product_class_id: int = Field(
-        default=1, ge=0, description="Detector class id of a product held in a hand."
+    hand_class_id: int = Field(default=0, ge=0, description="Detector class id of an empty hand.")
+    holding_class_id: int = Field(
+        default=1,
+        ge=0,
+        description="Detector class id of a hand holding a package (hand and package, one box).",
+    )
+    holding_iou: float = Field(
+        default=0.4,
+        gt=0,
+        le=1,
+        description="A tracked hand is holding when a hand_holding box overlaps it this much.",
     )
     min_zone_overlap: float = Field(
         default=0.25,
@@ -319,8 +329,8 @@ class ShelfInteractionTracker:
     def process(self, time_s: float, image: np.ndarray, dets: Detections) -> list[Interaction]:
         """One frame; returns the episodes that closed with it."""
         s = self.settings
-        hands = dets.class_id == s.hand_class_id
-        products = dets.xyxy[dets.class_id == s.product_class_id]
+        hands = (dets.class_id == s.hand_class_id) | (dets.class_id == s.holding_class_id)
+        holding = dets.xyxy[dets.class_id == s.holding_class_id]
         tracked = self.hands.update(
             Detections(dets.xyxy[hands], dets.score[hands], dets.class_id[hands])
         )
@@ -329,7 +339,7 @@ class ShelfInteractionTracker:
             if track.frames_since_hit > 0:
                 continue  # coasting: no observation to learn from this frame
             seen.add(track.track_id)
-            self._observe(track.track_id, time_s, image, track.xyxy, products)
+            self._observe(track.track_id, time_s, image, track.xyxy, holding)
         done = []
         for hand_id in list(self.episodes):
             ep = self.episodes[hand_id]
@@ -369,24 +379,15 @@ class ShelfInteractionTracker:
 
         return min(columns, key=off)[0]
 
-    def _held_product(self, hand: np.ndarray, products: np.ndarray) -> np.ndarray | None:
-        if len(products) == 0:
+    def _held_product(self, hand: np.ndarray, holding: np.ndarray) -> np.ndarray | None:
+        """The hand_holding box that is this hand this frame, if any."""
+        if len(holding) == 0:
             return None
-        w, h = hand[2] - hand[0], hand[3] - hand[1]
-        grown = hand + np.array([-0.5 * w, -0.5 * h, 0.5 * w, 0.5 * h])
-        centres = (products[:, :2] + products[:, 2:]) / 2
-        inside = (
-            (centres[:, 0] >= grown[0])
-            & (centres[:, 0] <= grown[2])
-            & (centres[:, 1] >= grown[1])
-            & (centres[:, 1] <= grown[3])
-        )
-        if not inside.any():
+        ious = box_iou(hand[None, :].astype(np.float32), holding.astype(np.float32))[0]
+        best = int(np.argmax(ious))
+        if ious[best] < self.settings.holding_iou:
             return None
-        hand_c = (hand[:2] + hand[2:]) / 2
-        idx = np.flatnonzero(inside)
-        nearest = idx[np.argmin(np.linalg.norm(centres[idx] - hand_c, axis=1))]
-        return np.asarray(products[nearest], dtype=float)
+        return np.asarray(holding[best], dtype=float)
 
     def _crop_guess(self, image: np.ndarray, box: np.ndarray, zone: str | None) -> SkuGuess | None:
         if self.classify is None:
@@ -400,11 +401,11 @@ class ShelfInteractionTracker:
         return self.classify(image[y0:y1, x0:x1], None)
 
     def _observe(
-        self, hand_id: int, time_s: float, image: np.ndarray, box: np.ndarray, products: np.ndarray
+        self, hand_id: int, time_s: float, image: np.ndarray, box: np.ndarray, holding: np.ndarray
     ) -> None:
         ep = self.episodes.setdefault(hand_id, HandEpisode(self.camera.id, hand_id))
         zone = self._zone_of(box)
-        product = self._held_product(box, products)
+        product = self._held_product(box, holding)
         guess = self._crop_guess(image, product, zone) if product is not None else None
         facing = self._facing_of(zone, box) if zone is not None else None
         ep.frames.append(_Frame(time_s, zone, product is not None, box.copy(), guess, facing))

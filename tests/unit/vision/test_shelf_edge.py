@@ -59,8 +59,8 @@ class ScriptedDetector:
 
 
 def hand(y: float, holding: bool) -> Detections:
-    boxes = [[300, y, 340, y + 40]] + ([[305, y - 10, 335, y + 20]] if holding else [])
-    return Detections.from_arrays(np.array(boxes, float), [0.9] * len(boxes), [0, 1][: len(boxes)])
+    top = y - 15 if holding else y  # a holding hand: one box, the package above the fingers
+    return Detections.from_arrays(np.array([[300, top, 340, y + 40]], float), [0.9], [int(holding)])
 
 
 def moving_frames(n: int) -> list[np.ndarray]:

@@ -56,13 +56,11 @@ def run(paths: list[tuple[list[np.ndarray], list[bool]]]) -> list:
         boxes, scores, classes = [], [], []
         for path, holding in paths:
             if k < len(path):
-                boxes.append(path[k])
+                # a holding hand is one box with the package above the fingers
+                grown = np.array([0, -15, 0, 0]) if holding[k] else np.zeros(4)
+                boxes.append(path[k] + grown)
                 scores.append(0.9)
-                classes.append(0)
-                if holding[k]:
-                    boxes.append(path[k] + np.array([5, -10, -5, -20]))
-                    scores.append(0.8)
-                    classes.append(1)
+                classes.append(1 if holding[k] else 0)
         dets = Detections.from_arrays(np.array(boxes).reshape(-1, 4), scores, classes)
         events += tracker.process(T0 + k * 0.1, image, dets)
     return events + tracker.flush()
@@ -131,9 +129,9 @@ def test_on_a_shared_plate_the_facings_the_hand_reached_say_which_sku() -> None:
     u = (b0 + b1) / 2
     events = []
     for k, y in enumerate([460, 400, 200, 200, 200, 200, 400, 460]):
-        boxes = [[u - 10, y, u + 10, y + 20]] + ([[u - 6, y - 8, u + 6, y + 8]] if k >= 4 else [])
+        top = y - 12 if k >= 4 else y  # holding: the package shows above the hand
         dets = Detections.from_arrays(
-            np.array(boxes, float), [0.9] * len(boxes), [0, 1][: len(boxes)]
+            np.array([[u - 10, top, u + 10, y + 20]], float), [0.9], [1 if k >= 4 else 0]
         )
         events += tracker.process(T0 + k * 0.1, image, dets)
     (event,) = events + tracker.flush()
