@@ -21,16 +21,15 @@ pytestmark = pytest.mark.integration
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
 MODEL_FILE = MODEL_DIR / "ceiling_person.onnx"
-FRESH_SEED = 90210  # none of the training exports (101, 2) nor the val split (202)
+FRESH_SEED = 90210  # none of the training exports' seeds (101 and derived) nor val's (202)
 MIN_VISIBILITY = 0.2  # the dataset export's default: people less visible are unlabelled
 SCORE = 0.25  # an operating threshold, not the AP sweep's 0.01
-# Bound: on the val split (manifest, docs/training.md) this model's recall at score 0.25
-# and IoU 0.5 was 0.373 (87 of 233), with 0.31 false detections per frame. The shipped
-# model is below the issue's bar, so this asserts "clearly better than YOLOX-nano's ~0.09
-# and no worse than measured, with room for a few dozen fresh people", not "most people".
-RECALL_MEASURED = 0.373
-MIN_RECALL = 0.25
-MAX_FALSE_PER_FRAME = 1.0
+# Bound: on the held-out val split (manifest, docs/training.md) this model's recall at score
+# 0.25 and IoU 0.5 was 0.944 (406 of 430), with 0.30 false detections per frame. Fresh
+# frames are a few dozen people, so the bound leaves room for their sampling spread.
+RECALL_MEASURED = 0.944
+MIN_RECALL = 0.85
+MAX_FALSE_PER_FRAME = 0.8
 
 
 @pytest.fixture(scope="module")
