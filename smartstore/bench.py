@@ -373,6 +373,7 @@ def run_vision_bench(
                 decoder=model.manifest.decoder,
                 input_size=native,
                 classes=model.classes,
+                colour=model.manifest.colour,  # the same frames in as the fp32 model gets
                 **settings,
             )
         except ImportError as exc:
