@@ -45,8 +45,8 @@ def grey_world(frame: np.ndarray, target_mean: float = TARGET_MEAN) -> np.ndarra
     """
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"grey_world needs an (H, W, 3) frame, got shape {frame.shape}")
-    means = cv2.mean(np.ascontiguousarray(frame))[:3]  # OpenCV: one pass, no float copy
-    means = np.asarray(means, dtype=np.float64)
+    # OpenCV's mean: one pass, no float copy of the frame
+    means = np.asarray(cv2.mean(np.ascontiguousarray(frame))[:3], dtype=np.float64)
     overall = float(means.mean())
     if overall < _EPS:
         return frame
