@@ -128,8 +128,8 @@ class SessionBook:
         swapped between two shoppers.
         """
         first = self.tracks.first_seen(track_id)
-        if first is None or track_id in self.bound_tracks():
-            return None
+        if first is None or track_id in self.bound_tracks() or self._born_at_entry(track_id):
+            return None  # born at the entry: a visitor about to scan in, not a lost one
         ranked: list[tuple[float, str]] = []
         for s in self.sessions.values():
             if s.state != "bound" or s.track_id is None:

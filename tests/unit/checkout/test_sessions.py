@@ -137,3 +137,12 @@ def test_an_exit_closes_a_visit_whose_track_was_lost_at_the_gate(book) -> None:
     assert "lost 3.0 s before" in record.review_reasons[0]
     got, why = book.match_exit(exit_(45.0))  # too long after
     assert got is None
+
+
+def test_a_track_born_at_the_entry_is_a_new_visitor_not_a_continuation(book) -> None:
+    record = _bound(book, "a", "ta")
+    book.tracks.add(T0 + 10.0, "ta", GATE[0] + 0.3, GATE[1] + 0.5)  # still near the entry
+    book.tracks.add(T0 + 10.2, "tb", *GATE)  # the next shopper, before scanning in
+    assert book.continue_track("tb") is None
+    assert record.track_id == "ta" and "tb" in book.tracks
+    assert book.bind_session(book.open(entry("b", 10.5)))
