@@ -137,9 +137,7 @@ def _export_split(
     frames_per_camera: int,
     opts: _YoloOptions,
 ) -> tuple[int, int]:
-    img_dir, lbl_dir = out_dir / "images" / split, out_dir / "labels" / split
-    img_dir.mkdir(parents=True, exist_ok=True)
-    lbl_dir.mkdir(parents=True, exist_ok=True)
+    dirs = _split_dirs(out_dir, split)
     images = boxes = 0
     for k, path in enumerate(scenario_paths):
         scenario = _reseeded(path, seed, k)
@@ -161,11 +159,14 @@ def _export_split(
             ):
                 frame = renderer.render(twin, cam_id, t)
                 stem = f"{path.stem}_{k}_{cam_id}_{round((t - twin.start_s) * 1000):09d}"
-                image = normalise_colour(frame.image, opts.colour)
-                _write_jpg(img_dir / f"{stem}.jpg", image, opts.jpeg_quality)
                 lines = yolo_label_lines(frame, opts.min_visibility)
-                (lbl_dir / f"{stem}.txt").write_text(
-                    "".join(f"{line}\n" for line in lines), encoding="utf-8"
+                _write_sample(
+                    dirs,
+                    stem,
+                    frame.image,
+                    lines,
+                    colour=opts.colour,
+                    jpeg_quality=opts.jpeg_quality,
                 )
                 images += 1
                 boxes += len(lines)
@@ -181,6 +182,29 @@ class _YoloOptions:
     empty_fraction: float
     jpeg_quality: int
     colour: str
+
+
+def _split_dirs(out_dir: Path, split: str) -> tuple[Path, Path]:
+    """The YOLO layout's (images, labels) folders of one split, created."""
+    img_dir, lbl_dir = out_dir / "images" / split, out_dir / "labels" / split
+    img_dir.mkdir(parents=True, exist_ok=True)
+    lbl_dir.mkdir(parents=True, exist_ok=True)
+    return img_dir, lbl_dir
+
+
+def _write_sample(
+    dirs: tuple[Path, Path],
+    stem: str,
+    image: np.ndarray,
+    lines: Sequence[str],
+    *,
+    colour: str,
+    jpeg_quality: int,
+) -> None:
+    """One image (through the model's colour step) and its label file, side by side."""
+    img_dir, lbl_dir = dirs
+    _write_jpg(img_dir / f"{stem}.jpg", normalise_colour(image, colour), jpeg_quality)
+    (lbl_dir / f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
 
 
 def _write_jpg(path: Path, image: np.ndarray, quality: int) -> None:
@@ -441,9 +465,7 @@ def _export_shelf_split(
     frames_per_camera: int,
     opts: _ShelfOptions,
 ) -> tuple[int, int]:
-    img_dir, lbl_dir = out_dir / "images" / split, out_dir / "labels" / split
-    img_dir.mkdir(parents=True, exist_ok=True)
-    lbl_dir.mkdir(parents=True, exist_ok=True)
+    dirs = _split_dirs(out_dir, split)
     images = boxes = 0
     for k, path in enumerate(scenario_paths):
         scenario = _reseeded(path, seed, k)
@@ -464,11 +486,14 @@ def _export_shelf_split(
             for t in times:
                 frame = renderer.render(twin, cam_id, t)
                 stem = f"{path.stem}_{k}_{cam_id}_{round((t - twin.start_s) * 1000):09d}"
-                image = normalise_colour(frame.image, opts.colour)
-                _write_jpg(img_dir / f"{stem}.jpg", image, opts.jpeg_quality)
                 lines = shelf_label_lines(frame)
-                (lbl_dir / f"{stem}.txt").write_text(
-                    "".join(f"{line}\n" for line in lines), encoding="utf-8"
+                _write_sample(
+                    dirs,
+                    stem,
+                    frame.image,
+                    lines,
+                    colour=opts.colour,
+                    jpeg_quality=opts.jpeg_quality,
                 )
                 images += 1
                 boxes += len(lines)
