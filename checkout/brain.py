@@ -496,9 +496,17 @@ class StoreBrain:
         home = {e.sku: float(e.facings) for e in self.store.skus_on_plate(ev.plate_id)}
         weight = abs(ev.delta_g)
         items = self.store.items
+        # The scale settles pick or put. A camera that read the hand otherwise (a
+        # touch: it missed the package; the other action: it misjudged which
+        # end held it) still saw where the hand reached, which says the SKU.
         seen = (
-            Seen(sighting.sku, sighting.sku_confidence, sighting.device_id)
-            if sighting is not None and sighting.sku is not None and sighting.action == ev.action
+            Seen(
+                sighting.sku,
+                sighting.sku_confidence,
+                sighting.device_id,
+                reached_only=sighting.action != ev.action,
+            )
+            if sighting is not None and sighting.sku is not None
             else None
         )
         if ev.action == "pick":

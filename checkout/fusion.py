@@ -423,6 +423,7 @@ class Seen:
     sku: str
     confidence: float
     camera_id: str = ""
+    reached_only: bool = False  # the hand was over the SKU's facings; no package was seen
 
 
 SEEN_FLOOR = 0.01  # no sighting is certain: a wrong one must stay outweighable by the scale
@@ -451,7 +452,8 @@ def _seen_note(seen: Seen | None) -> str:
     if seen is None:
         return ""
     where = f" {seen.camera_id}" if seen.camera_id else ""
-    return f"; camera{where} saw {seen.sku} in the hand ({seen.confidence:.0%})"
+    what = f"a hand reach for {seen.sku}" if seen.reached_only else f"{seen.sku} in the hand"
+    return f"; camera{where} saw {what} ({seen.confidence:.0%})"
 
 
 def _gauss(z: float) -> float:

@@ -8,7 +8,8 @@ interactions per gondola and finds the one that matches a shelf event:
   (a hand zone can straddle two plates);
 * overlapping in event time, give or take ``interaction_slack_s``;
 * a matching action (pick with pick, put with put) beats a touch, which beats
-  a contradicting one; a contradicting one is not used for the SKU.
+  a contradicting one (the scale settles the action; a misread hand still
+  says where it reached, hence the SKU).
 
 Each interaction explains at most one shelf event. It also remembers which
 shelf cameras reported themselves unhealthy (their retained ``offline``

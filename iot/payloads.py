@@ -150,7 +150,11 @@ class Interaction(Event):
     plate_id: Id = Field(description="Plate whose zone the hand reached into.")
     action: Literal["pick", "put", "touch"]
     started_s: EventTime
-    sku: Id | None = Field(default=None, description="SKU of the product in the hand, if any.")
+    sku: Id | None = Field(
+        default=None,
+        description="SKU of the product in the hand (pick/put), or of the facing the hand "
+        "reached for on a shared plate (touch); none if unknown.",
+    )
     quantity: int = Field(default=0, ge=0, le=20, description="Units seen in the hand.")
     confidence: Confidence = Field(description="Confidence in the action (pick/put/touch).")
     sku_confidence: Confidence = Field(

@@ -154,7 +154,7 @@ class ShelfCameras:
         idle_fps: float = 1.0,
         lighting: str = "day",
         manifest: str | Path = SHELF_MANIFEST,
-        score_threshold: float = 0.3,
+        score_threshold: float = 0.15,
         threads: int | None = None,
     ) -> None:
         from sim.render_face import plate_zones_px

@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--shelf-model", default=None, help="manifest of another shelf hand model")
 
     _add_vision_parsers(sub)
+    _add_tracking_parser(sub)
 
     c = sub.add_parser("check-store", help="validate a store file and summarise it")
     c.add_argument("store", help="store file, e.g. stores/demo.yaml")
@@ -99,6 +100,30 @@ def _add_vision_modes(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_tracking_parser(sub: argparse._SubParsersAction) -> None:
+    """``eval-tracking``: the ceiling cameras' floor tracks against the twin's truth."""
+    t = sub.add_parser(
+        "eval-tracking",
+        help="score the ceiling cameras' store-level tracks against the twin's true positions",
+    )
+    t.add_argument("scenario", help="scenario file, e.g. scenarios/busy.yaml")
+    t.add_argument(
+        "--seconds", type=float, default=None, help="scored window length (default: to the end)"
+    )
+    t.add_argument(
+        "--start", type=float, default=0.0, help="scored window starts this long after opening, s"
+    )
+    t.add_argument("--seed", type=int, default=None, help="replace the scenario's seed")
+    t.add_argument("--lighting", default="day", help="lighting preset of the rendered cameras")
+    t.add_argument("--camera-fps", type=float, default=5.0, help="rendered frames per second")
+    t.add_argument("--radius", type=float, default=0.5, help="track-to-shopper pairing distance, m")
+    t.add_argument("--ceiling-model", default=None, help="manifest of another ceiling model")
+    t.add_argument("--json", dest="json_out", default=None, help="write the metrics as JSON here")
+    t.add_argument(
+        "--frames", default=None, help="also write each step's truth and tracks here (JSON lines)"
+    )
+
+
 def _add_vision_parsers(sub: argparse._SubParsersAction) -> None:
     """Commands for cameras and models: eval-mot, eval-detector, bench, dataset."""
     m = sub.add_parser("eval-mot", help="track MOT-format sequences from det.txt and score them")
@@ -115,6 +140,14 @@ def _add_vision_parsers(sub: argparse._SubParsersAction) -> None:
         "--model-dir", default=None, help="folder of the detector's ONNX (default: models/)"
     )
     m.add_argument("--score", type=float, default=0.1, help="detector score threshold")
+    m.add_argument(
+        "--ignored-rows",
+        choices=("drop", "dont-care"),
+        default="drop",
+        help="ground-truth rows with conf 0: drop (a hypothesis on one is a false positive; "
+        "how the public mot15 figures are scored) or dont-care (hypotheses on them are removed "
+        "too; the rendered sequences mark people less than 20%% in view so)",
+    )
 
     d2 = sub.add_parser("eval-detector", help="person detection recall on MOT-format frames")
     d2.add_argument("sequence_dirs", nargs="+", help="MOT sequence folders with img1/ and gt/")
@@ -216,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
             return _eval(args)
         if args.command == "eval-mot":
             return _eval_mot(args)
+        if args.command == "eval-tracking":
+            return _eval_tracking(args)
         if args.command == "eval-detector":
             return _eval_detector(args)
         if args.command == "dataset":
@@ -307,13 +342,40 @@ def _eval_mot(args: argparse.Namespace) -> int:
         model = load_model(args.detector, model_dir=args.model_dir or REPO / "models")
         detector = OnnxDetector.from_model(model, score_threshold=args.score)
         settings = CeilingSettings().camera_tracker
-    result = run_eval_mot(Path(args.root), args.sequences or None, settings, detector)
+    result = run_eval_mot(
+        Path(args.root), args.sequences or None, settings, detector, args.ignored_rows
+    )
     keys = ("mota", "idf1", "switches", "false_positives", "misses", "precision", "recall")
     print(f"{'sequence':<16}" + "".join(f"{k:>16}" for k in keys))
     rows = {**result["sequences"], "overall": result["overall"]}
     for name, metrics in rows.items():
         cells = "".join(_cell(metrics.get(k)) for k in keys)
         print(f"{name:<16}{cells}")
+    _write_json(args.json_out, result)
+    return 0
+
+
+def _eval_tracking(args: argparse.Namespace) -> int:
+    from smartstore.cameras import CEILING_MANIFEST
+    from smartstore.track_eval import run_track_eval
+
+    result = run_track_eval(
+        args.scenario,
+        seconds=args.seconds,
+        start_offset_s=args.start,
+        seed=args.seed,
+        lighting=args.lighting,
+        fps=args.camera_fps,
+        radius_m=args.radius,
+        manifest=args.ceiling_model or CEILING_MANIFEST,
+        frames_out=args.frames,
+    )
+    keys = ("mota", "idf1", "switches", "false_positives", "misses", "precision", "recall")
+    print(f"{'window':<16}" + "".join(f"{k:>16}" for k in keys))
+    a, b = result["window_s"]
+    print(f"{f'{a:g}-{b:g} s':<16}" + "".join(_cell(result["overall"].get(k)) for k in keys))
+    err = result["position_error_m"]
+    print(f"position error (paired): median {err['median']} m, p95 {err['p95']} m")
     _write_json(args.json_out, result)
     return 0
 

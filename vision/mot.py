@@ -3,7 +3,8 @@
 Text format, one box per line: ``frame, id, left, top, width, height, conf,
 class, visibility, ...`` with 1-based frames. In ground truth a row whose
 ``conf`` is 0 is ignored (the MOTChallenge convention, as py-motmetrics'
-``min_confidence=1``); in detection files ``id`` is -1.
+``min_confidence=1``; ``forgive_dont_care`` also excuses the hypotheses on
+such rows); in detection files ``id`` is -1.
 
 Metrics follow the CLEAR-MOT conventions as py-motmetrics implements them: a
 ground-truth box and a hypothesis box may be paired when their IoU is at
@@ -239,14 +240,27 @@ class ClearMotAccumulator:
         hyp_xyxy: np.ndarray,
     ) -> None:
         """Score one frame (call once per frame, in order, even when both are empty)."""
+        dist = 1.0 - iou_xyxy(gt_xyxy, hyp_xyxy)
+        self.update_distances(gt_ids, hyp_ids, dist, 1.0 - self.iou_threshold)
+
+    def update_distances(
+        self,
+        gt_ids: Sequence[int] | np.ndarray,
+        hyp_ids: Sequence[int] | np.ndarray,
+        dist: np.ndarray,
+        max_dist: float,
+    ) -> None:
+        """Score one frame from a (gt, hyp) distance matrix; pairs need ``dist <= max_dist``.
+
+        ``update`` passes ``1 - IoU``; floor tracks pass metres between positions.
+        """
         c = self.counts_so_far
         c.frames += 1
         gids = [int(g) for g in gt_ids]
         hids = [int(h) for h in hyp_ids]
         c.gt += len(gids)
         c.hyp += len(hids)
-        dist = 1.0 - iou_xyxy(gt_xyxy, hyp_xyxy)
-        valid = dist <= 1.0 - self.iou_threshold
+        valid = dist <= max_dist
         self._count_identity(gids, hids, valid)
         free_g = np.ones(len(gids), dtype=bool)
         free_h = np.ones(len(hids), dtype=bool)
@@ -263,7 +277,7 @@ class ClearMotAccumulator:
         # 2. Pair the rest: most pairs, then least summed distance.
         gi, hj = np.flatnonzero(free_g), np.flatnonzero(free_h)
         sub = np.where(valid[np.ix_(gi, hj)], dist[np.ix_(gi, hj)], np.nan)
-        for r, k in zip(*match_max_cardinality(sub, 1.0 - self.iou_threshold), strict=True):
+        for r, k in zip(*match_max_cardinality(sub, max_dist), strict=True):
             g, h = gids[gi[r]], hids[hj[k]]
             free_g[gi[r]] = free_h[hj[k]] = False
             self._record_match(g, h, switch=g in self._pair and self._pair[g] != h)
@@ -310,6 +324,43 @@ class ClearMotAccumulator:
         out.mostly_tracked = sum(r >= 0.8 for r in ratios)
         out.mostly_lost = sum(r < 0.2 for r in ratios)
         return out
+
+
+IGNORED_ROWS = ("drop", "dont-care")
+
+
+def forgive_dont_care(gt: MotTable, hyp: MotTable) -> tuple[MotTable, MotTable]:
+    """(counted ground truth, hypotheses) with the hypotheses on don't-care rows removed.
+
+    ``gt`` holds every row; those with ``conf < 1`` are don't-care (in the
+    rendered sequences, a person less than ``min_visibility`` in view). Per
+    frame, hypotheses are first paired with the counted rows (IoU >= 0.5,
+    most pairs); a hypothesis left over that overlaps a don't-care row as
+    much is dropped, so reporting a barely visible person is neither credited
+    nor charged (the MOT16 devkit's treatment of ignored boxes). Missing one
+    costs nothing either: the don't-care rows are not in the counted truth.
+    """
+    counted = gt.select(gt.conf >= 1)
+    ignored = gt.select(gt.conf < 1)
+    if not len(ignored) or not len(hyp):
+        return counted, hyp
+    keep = np.ones(len(hyp), dtype=bool)
+    counted_by, ignored_by = counted.by_frame(), ignored.by_frame()
+    none = np.zeros(0, dtype=np.intp)
+    for f, hi in hyp.by_frame().items():
+        ii = ignored_by.get(f, none)
+        if not len(ii):
+            continue
+        h = hyp.xyxy[hi]
+        paired = np.zeros(len(hi), dtype=bool)
+        gi = counted_by.get(f, none)
+        if len(gi):
+            cost = 1.0 - iou_xyxy(h, counted.xyxy[gi])
+            rows, _ = match_capped(cost, 1 - IOU_MATCH)
+            paired[rows] = True
+        over_ignored = (iou_xyxy(h, ignored.xyxy[ii]) >= IOU_MATCH).any(axis=1)
+        keep[hi[~paired & over_ignored]] = False
+    return counted, hyp.select(keep)
 
 
 def evaluate(gt: MotTable, hyp: MotTable, length_frames: int | None = None) -> MotCounts:
@@ -394,8 +445,14 @@ def run_eval_mot(
     sequences: list[str] | None = None,
     settings: TrackerSettings | None = None,
     detector: FrameDetector | None = None,
+    ignored_rows: str = "drop",
 ) -> dict[str, Any]:
     """Track and score MOTChallenge sequences under ``root``.
+
+    ``ignored_rows`` says how ground-truth rows with conf 0 count: ``drop``
+    removes them, so a hypothesis on one is a false positive (py-motmetrics'
+    ``min_confidence=1``, how the public mot15 figures are scored);
+    ``dont-care`` also removes the hypotheses on them (``forgive_dont_care``).
 
     Each sequence folder holds ``seqinfo.ini``, ``det/det.txt`` and
     ``gt/gt.txt``. ``sequences`` None means every such folder, sorted by name.
@@ -405,6 +462,8 @@ def run_eval_mot(
     """
     root = Path(root)
     settings = settings or TrackerSettings()
+    if ignored_rows not in IGNORED_ROWS:
+        raise ValueError(f"ignored_rows must be one of {IGNORED_ROWS}, got {ignored_rows!r}")
     if sequences is None:
         sequences = sorted(p.name for p in root.iterdir() if (p / "seqinfo.ini").is_file())
     if not sequences:
@@ -421,8 +480,12 @@ def run_eval_mot(
             if detector is None
             else detect_sequence(seq_dir, detector)
         )
-        gt = read_mot_text(seq_dir / "gt" / "gt.txt", min_conf=1.0)
+        gt = read_mot_text(seq_dir / "gt" / "gt.txt")
         hyp = track_sequence(det, info, settings)
+        if ignored_rows == "dont-care":
+            gt, hyp = forgive_dont_care(gt, hyp)
+        else:
+            gt = gt.select(gt.conf >= 1)
         counts = evaluate(gt, hyp, info.length_frames)
         log.info("eval-mot %s MOTA %.3f IDF1 %.3f", name, counts.mota, counts.idf1)
         per_seq[name] = counts.as_dict()
@@ -430,6 +493,7 @@ def run_eval_mot(
     return {
         "settings": settings.model_dump(),
         "detections": "det/det.txt" if detector is None else "detector run on the frames",
+        "ignored_rows": ignored_rows,
         "sequences": per_seq,
         "overall": total.as_dict(),
     }

@@ -156,5 +156,15 @@ class ShelfVisionPipeline:
     def _emit(self, ev: Interaction) -> None:
         self.counts[f"interactions_{ev.action}"] += 1
         self.events.append(ev)
+        log.debug(
+            "interaction %s %s plate %s sku %s (%.2f) %.1f-%.1f s",
+            ev.device_id,
+            ev.action,
+            ev.plate_id,
+            ev.sku,
+            ev.sku_confidence,
+            ev.started_s,
+            ev.event_time_s,
+        )
         if self.transport is not None:
             publish(self.transport, self.store.store_id, ev)

@@ -16,7 +16,8 @@ class ``hand_holding``: a hand and the package in it, one box) go through:
 An episode is decided by comparing what the hand held going in (the frames up
 to and including its first in-zone frame) with what it held coming out (its
 last in-zone frame and after): empty in and holding out is a pick, holding in
-and empty out a put, anything else a touch. The SKU is the classifier's
+and empty out a put, anything else a touch (whose SKU, on a plate of several, is
+the facing the hand was over: the scale knows whether a unit left). The SKU is the classifier's
 average over the package crops of the deciding phase, times where on the plate
 the hand reached (a shared plate's facings); the plate is the zone
 the hand spent most frames in; the arm's floor position is where the hand
@@ -37,7 +38,7 @@ from iot.cameras import camera_rotation, world_to_pixel
 from iot.facings import facing_spans_m
 from iot.payloads import Interaction
 from iot.store import Camera, Store
-from vision.detect import box_iou
+from vision.detect import box_iou, nms
 from vision.detections import Detections
 from vision.sku import SkuGuess
 from vision.tracking import Tracker, TrackerSettings
@@ -49,6 +50,7 @@ __all__ = [
     "decide_episode",
     "face_point_m",
     "facing_columns_px",
+    "merge_hand_boxes",
 ]
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,13 @@ class InteractionSettings(BaseModel):
         description="Smallest position likelihood of a SKU the hand was never over (a put "
         "back in the wrong place, a hand zone straddling two facings).",
     )
+    appearance_floor: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Smallest appearance likelihood of a SKU: the classifier sees a small, "
+        "hand-covered crop, so its vote may tip a tie of positions but not overrule a clear one.",
+    )
     aisle_offset_m: float = Field(
         default=0.35,
         ge=0,
@@ -123,7 +132,7 @@ class InteractionSettings(BaseModel):
     )
     tracker: TrackerSettings = Field(
         default_factory=lambda: TrackerSettings(
-            high_score=0.4, new_track_score=0.4, min_hits=1, max_age_frames=5
+            high_score=0.25, new_track_score=0.25, min_hits=1, max_age_frames=5
         ),
         description="Hand tracker settings (a hand moves fast and close: short memory).",
     )
@@ -229,14 +238,15 @@ def _which_sku(
     *,
     action: str,
     floor: float,
+    look_floor: float,
 ) -> tuple[str | None, float]:
     """Where the hand was (facings) times what it held (appearance), normalised.
 
     A pick takes what the plate stocks, so only its SKUs compete (a stray unit
     left there is the scale's business). A put may return anything, so the
     classifier's best guesses compete too. Appearance is the weaker cue on
-    small, hand-covered crops: it is clipped to [floor, 1] so that it breaks
-    ties of position rather than overruling it.
+    small, hand-covered crops: it is clipped to [look_floor, 1] so that it
+    breaks ties of position rather than overruling it.
     """
     looks = _appearance(phase)
     where = _position(at_plate, plate_skus, floor)
@@ -249,12 +259,32 @@ def _which_sku(
     in_play = {k: v for k, v in looks.items() if k in candidates}
     norm = sum(in_play.values())
     score = {
-        sku: where.get(sku, floor) * (max(in_play.get(sku, 0.0) / norm, floor) if norm > 0 else 1.0)
+        sku: where.get(sku, floor)
+        * (max(in_play.get(sku, 0.0) / norm, look_floor) if norm > 0 else 1.0)
         for sku in sorted(candidates)
     }
     total = sum(score.values())
     sku = max(sorted(score), key=lambda k: score[k])
     return sku, float(score[sku] / total)
+
+
+def _reached_for(
+    at_plate: list[_Frame], plate_skus: list[str], *, floor: float
+) -> tuple[str | None, float]:
+    """A touch's SKU: the facing the hand was over, when the plate stocks several.
+
+    The detector can miss the package in a hand (small, half hidden, blurred),
+    so a real pick may come out as a touch. The scale still knows a unit left;
+    what it cannot tell on a shared plate is which of the equal-weight SKUs.
+    Where the hand reached answers that without the holding frames. A plate
+    of one SKU needs no answer (the weight has it), so none is given.
+    """
+    if len(plate_skus) <= 1:
+        return None, 0.0
+    where = _position(at_plate, plate_skus, floor)
+    total = sum(where.values())
+    sku = max(sorted(where), key=lambda k: where[k])
+    return sku, float(where[sku] / total)
 
 
 def decide_episode(
@@ -288,14 +318,37 @@ def decide_episode(
     assert plate is not None
     if action == "touch" and len(inside) < settings.min_zone_frames:
         return None  # a hand passing over the zone, not an interaction
-    sku, sku_conf = None, 0.0
+    at_plate = [episode.frames[i] for i in inside if episode.frames[i].zone == plate]
+    skus = list((plate_skus or {}).get(plate, []))
     if action != "touch":
-        at_plate = [episode.frames[i] for i in inside if episode.frames[i].zone == plate]
-        skus = list((plate_skus or {}).get(plate, []))
         sku, sku_conf = _which_sku(
-            phase, at_plate, skus, action=action, floor=settings.position_floor
+            phase,
+            at_plate,
+            skus,
+            action=action,
+            floor=settings.position_floor,
+            look_floor=settings.appearance_floor,
         )
+    else:
+        sku, sku_conf = _reached_for(at_plate, skus, floor=settings.position_floor)
     return action, sku, round(float(confidence), 4), round(sku_conf, 4), plate
+
+
+def merge_hand_boxes(dets: Detections, settings: InteractionSettings) -> Detections:
+    """One box per hand, labelled by whichever class the detector scored higher there.
+
+    An unsure detector often returns both a ``hand`` and a ``hand_holding``
+    box for one hand, each at a middling score. Tracked as two hands they
+    would make two episodes, and "a holding box overlaps" would call every
+    such hand holding. So boxes of both classes are suppressed together
+    (greedy, IoU above ``holding_iou``); each kept box carries the best score
+    of the cluster and the class of its best-scoring member.
+    """
+    s = settings
+    mine = (dets.class_id == s.hand_class_id) | (dets.class_id == s.holding_class_id)
+    xyxy, score, cls = dets.xyxy[mine], dets.score[mine], dets.class_id[mine]
+    keep = nms(xyxy, score, s.holding_iou)
+    return Detections(xyxy[keep], score[keep], cls[keep])
 
 
 class ShelfInteractionTracker:
@@ -329,11 +382,9 @@ class ShelfInteractionTracker:
     def process(self, time_s: float, image: np.ndarray, dets: Detections) -> list[Interaction]:
         """One frame; returns the episodes that closed with it."""
         s = self.settings
-        hands = (dets.class_id == s.hand_class_id) | (dets.class_id == s.holding_class_id)
-        holding = dets.xyxy[dets.class_id == s.holding_class_id]
-        tracked = self.hands.update(
-            Detections(dets.xyxy[hands], dets.score[hands], dets.class_id[hands])
-        )
+        hands = merge_hand_boxes(dets, s)
+        holding = hands.xyxy[hands.class_id == s.holding_class_id]
+        tracked = self.hands.update(hands)
         seen: set[int] = set()
         for track in tracked:
             if track.frames_since_hit > 0:

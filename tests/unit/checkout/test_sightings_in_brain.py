@@ -58,6 +58,27 @@ def test_a_sighting_settles_which_of_two_equal_weights_was_taken(shared_store: S
     assert brain.stats()["shelf_events_seen"] == 1
 
 
+@pytest.mark.parametrize(("action", "counts"), [("touch", True), ("put", True), (None, False)])
+def test_a_misread_hand_still_says_where_it_reached(
+    shared_store: Store, action: str | None, counts: bool
+) -> None:
+    # the camera missed the package in the hand (a touch) or misjudged which end
+    # held it (a put), but saw the hand over the lemon facings; the scale says a
+    # unit left: where the hand reached settles which (None: no sighting at all)
+    w, brain = world(shared_store)
+    w.walk("trk-a", (0.5, 1.8, 0.6), (4.0, *STAND), (12.0, *STAND), (20.0, *EXIT_XY))
+    w.entry(1.0, "tok-a")
+    if action is not None:
+        w.at(6.1, sighting("SKU031", STAND[0], action=action))
+    w.shelf("e1", PLATE, -522.5, 5.0, 6.0)
+    w.exit(20.0)
+    w.run(25.0)
+    [receipt] = brain.receipts
+    [line] = receipt.lines
+    assert (line.sku == "SKU031") is counts
+    assert receipt.needs_review is not counts
+
+
 def test_the_arm_position_says_which_of_two_side_by_side_shoppers_took_it(
     shared_store: Store,
 ) -> None:

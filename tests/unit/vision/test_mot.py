@@ -173,3 +173,25 @@ def test_run_eval_mot_names_a_missing_sequence(tmp_path: Path) -> None:
         run_eval_mot(tmp_path, ["nope"])
     with pytest.raises(FileNotFoundError, match="no MOT sequences"):
         run_eval_mot(tmp_path / "s1" / "gt")
+
+
+def test_dont_care_rows_neither_credit_nor_charge_a_hypothesis() -> None:
+    from vision.mot import forgive_dont_care
+
+    gt = _table([(1, 1, A), (1, 2, B)])
+    gt.conf[1] = 0  # person 2 barely in view: don't care
+    hyp = _table([(1, 7, A), (1, 8, B), (1, 9, FAR)])
+    counted, kept = forgive_dont_care(gt, hyp)
+    assert list(counted.track_id) == [1]
+    assert list(kept.track_id) == [7, 9]  # the box on person 2 is excused; FAR stays a FP
+    m = evaluate(counted, kept)
+    assert (m.matches, m.false_positives, m.misses) == (1, 1, 0)
+
+
+def test_a_hypothesis_paired_with_a_counted_row_is_kept_even_over_a_dont_care_row() -> None:
+    from vision.mot import forgive_dont_care
+
+    gt = _table([(1, 1, A), (1, 2, A)])
+    gt.conf[1] = 0
+    _, kept = forgive_dont_care(gt, _table([(1, 7, A)]))
+    assert list(kept.track_id) == [7]

@@ -137,3 +137,49 @@ def test_on_a_shared_plate_the_facings_the_hand_reached_say_which_sku() -> None:
     (event,) = events + tracker.flush()
     assert (event.action, event.plate_id, event.sku) == ("pick", plate, sku_b)
     assert event.sku_confidence > 0.8
+
+
+def test_a_touch_on_a_shared_plate_names_the_facing_the_hand_was_over() -> None:
+    # the detector never saw the package (every frame an empty hand): the scale
+    # will say a unit left; the camera still says where the hand reached
+    from vision.shelf_interactions import facing_columns_px
+
+    twins = load_store(ROOT / "stores" / "twins.yaml")
+    cam = next(c for c in twins.devices.cameras if c.id == "cam-shelf-g01")
+    plate, cols = next((p, c) for p, c in facing_columns_px(twins, cam).items() if len(c) >= 2)
+    zones = {plate: (min(c[1] for c in cols) - 2, 100.0, max(c[2] for c in cols) + 2, 300.0)}
+    sku, u0, u1 = cols[-1]
+    tracker = ShelfInteractionTracker(twins, cam, zones, None)
+    image = np.zeros((480, 640, 3), np.uint8)
+    u = (u0 + u1) / 2
+    events = []
+    for k, y in enumerate([460, 400, 200, 200, 200, 400, 460]):
+        dets = Detections.from_arrays(np.array([[u - 10, y, u + 10, y + 20]], float), [0.9], [0])
+        events += tracker.process(T0 + k * 0.1, image, dets)
+    (event,) = events + tracker.flush()
+    assert (event.action, event.sku) == ("touch", sku)
+    assert event.sku_confidence > 0.8
+
+
+def test_a_touch_on_a_plate_of_one_sku_names_none() -> None:
+    (event,) = run([(hand_path(170), [False] * 10)])
+    assert (event.action, event.sku) == ("touch", None)
+
+
+@pytest.mark.parametrize(
+    ("hand_score", "holding_score", "holding"), [(0.3, 0.2, False), (0.2, 0.3, True)]
+)
+def test_an_unsure_detector_s_two_boxes_on_one_hand_are_one_hand_of_the_likelier_class(
+    hand_score: float, holding_score: float, holding: bool
+) -> None:
+    from vision.shelf_interactions import merge_hand_boxes
+
+    dets = Detections.from_arrays(
+        np.array([[100, 200, 120, 240], [100, 196, 120, 240], [300, 200, 320, 240]], float),
+        [hand_score, holding_score, 0.5],
+        [0, 1, 0],
+    )
+    merged = merge_hand_boxes(dets, InteractionSettings())
+    assert len(merged) == 2  # the hand at x=100 once, the other hand kept
+    first = int(np.argmin(merged.xyxy[:, 0]))
+    assert (int(merged.class_id[first]) == 1) is holding
