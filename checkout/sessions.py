@@ -17,7 +17,7 @@ import math
 from checkout.ids import derived_id
 from checkout.ledger import SessionRecord
 from checkout.settings import BrainSettings
-from checkout.tracks import TrackHistory, segment_distance_m
+from checkout.tracks import FirstSeen, TrackHistory, segment_distance_m
 from iot.payloads import GateEntry, GateExit
 from iot.store import Store
 
@@ -222,15 +222,68 @@ class SessionBook:
                 key = (exit_.event_time_s - last[0], d, s.session_id)
                 best = key if best is None or key < best else best
         if best is None:
-            return (
-                None,
-                f"no bound track within {self.settings.exit_radius_m:.1f} m of the exit gate",
-            )
+            return self._exit_by_orphan(exit_)
         record = self.sessions[best[2]]
         record.review_reasons.append(
             f"closed by exit {exit_.id} from a track lost {best[0]:.1f} s before it"
         )
         return record, f"track lost {best[0]:.1f} s earlier {best[1]:.2f} m from the exit gate"
+
+    def _exit_by_orphan(self, exit_: GateExit) -> tuple[SessionRecord | None, str]:
+        """Last resort: someone left, and a visit had lost its track somewhere in the store.
+
+        No track, live or lost, explains the exit; the person who walked out is
+        then most likely a visit whose track broke earlier and was not picked
+        up again (two shoppers merged into one box, a blind corner). Leaving
+        that visit open would leave its shopper without a receipt, so the visit
+        whose lost track ended nearest, in space and time, to where the track
+        walking out was first seen is closed (the most recently lost one when
+        no track is at the gate), and flagged for review.
+        """
+        walker = self._unbound_track_at_exit(exit_)
+        ranked: list[tuple[float, str]] = []
+        for s in self.sessions.values():
+            if s.state != "bound" or s.track_id is None:
+                continue
+            last = self.tracks.last_sample(s.track_id)
+            if last is not None and exit_.event_time_s - last[0] <= self.settings.position_gap_s:
+                continue  # still tracked elsewhere in the store: not this exit
+            if last is None:
+                ranked.append((math.inf, s.session_id))
+            elif walker is None:
+                ranked.append((exit_.event_time_s - last[0], s.session_id))
+            else:
+                gap = max(walker.time_s - last[0], 0.0)
+                d = math.hypot(walker.x_m - last[1], walker.y_m - last[2])
+                ranked.append((d + self.settings.stitch_speed_m_s * gap, s.session_id))
+        if not ranked:
+            return (
+                None,
+                f"no bound track within {self.settings.exit_radius_m:.1f} m of the exit gate",
+            )
+        record = self.sessions[min(ranked)[1]]
+        record.review_reasons.append(
+            f"closed by exit {exit_.id}, which no track explained: its track had been lost"
+        )
+        return record, "no track at the exit; the visit whose track was lost best explains it"
+
+    def _unbound_track_at_exit(self, exit_: GateExit) -> FirstSeen | None:
+        """Where the unbound track at the exit gate at exit time was first seen, if one is."""
+        bound = self.bound_tracks()
+        best: tuple[float, FirstSeen] | None = None
+        for track_id in self.tracks.track_ids():
+            if track_id in bound:
+                continue
+            where = self.tracks.position_at(
+                track_id, exit_.event_time_s, self.settings.position_gap_s
+            )
+            first = self.tracks.first_seen(track_id)
+            if where is None or first is None:
+                continue
+            d = min(segment_distance_m(where, line) for line in self._exit_lines)
+            if d <= self.settings.exit_radius_m and (best is None or d < best[0]):
+                best = (d, first)
+        return None if best is None else best[1]
 
     def close(self, record: SessionRecord, exit_: GateExit) -> None:
         record.state = "closed"

@@ -46,7 +46,7 @@ class CeilingSettings(BaseModel):
     person_class_id: int = Field(default=0, ge=0, description="Detector class id of a person.")
     camera_tracker: TrackerSettings = Field(
         default_factory=lambda: TrackerSettings(
-            high_score=0.5, new_track_score=0.5, min_hits=2, max_age_frames=30
+            high_score=0.4, new_track_score=0.6, min_hits=2, max_age_frames=30
         ),
         description="Per-camera tracker settings (max_age_frames is scaled to the camera FPS).",
     )

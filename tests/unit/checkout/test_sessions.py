@@ -135,8 +135,32 @@ def test_an_exit_closes_a_visit_whose_track_was_lost_at_the_gate(book) -> None:
     got, why = book.match_exit(exit_(33.0))
     assert got is record and "lost 3.0 s earlier" in why
     assert "lost 3.0 s before" in record.review_reasons[0]
-    got, why = book.match_exit(exit_(45.0))  # too long after
-    assert got is None
+    book.tracks.add(T0 + 44.0, "tz", 3.0, 3.0)  # somebody else, still inside and tracked
+    other = _bound(book, "z", "tz")
+    book.tracks.add(T0 + 45.0, "tz", 3.0, 3.0)
+    got, why = book.match_exit(exit_(45.0))  # too long after to be a loss at the gate
+    assert got is record and "lost" in why  # but no other visit could have left
+    assert other.state == "bound" and not other.review_reasons
+
+
+def test_an_exit_nothing_explains_closes_the_lost_visit_nearest_the_walker(book) -> None:
+    near = _bound(book, "a", "ta")
+    far = _bound(book, "b", "tb")
+    book.tracks.add(T0 + 20.0, "ta", 10.0, 3.0)  # both lost mid-store, 40 s ago
+    book.tracks.add(T0 + 20.0, "tb", 3.0, 8.0)
+    book.tracks.add(T0 + 21.0, "tw", 10.5, 3.0)  # a new track near where a was lost...
+    book.tracks.add(T0 + 60.0, "tw", 14.0, 0.8)  # ...walks out
+    got, _ = book.match_exit(exit_(60.0))
+    assert got is near and "no track explained" in near.review_reasons[-1]
+    assert not far.review_reasons
+
+
+def test_an_exit_is_never_pinned_on_a_visit_still_tracked_inside(book) -> None:
+    record = _bound(book, "a", "ta")
+    book.tracks.add(T0 + 59.9, "ta", 5.0, 5.0)
+    got, why = book.match_exit(exit_(60.0))
+    assert got is None and "no bound track" in why
+    assert record.state == "bound"
 
 
 def test_a_track_born_at_the_entry_is_a_new_visitor_not_a_continuation(book) -> None:

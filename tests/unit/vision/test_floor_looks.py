@@ -53,6 +53,13 @@ def test_looks_keep_two_crossing_people_apart() -> None:
     assert seen["red"] != seen["blue"]
 
 
-def test_without_looks_the_camera_swap_carries_over() -> None:
+def test_a_sticky_bonus_without_looks_carries_the_camera_swap_over() -> None:
+    # why sticky_bonus_m defaults to 0: a discount for staying with the bound
+    # store track follows a camera tracker's own id swap
+    seen = crossing(FloorSettings(look_weight_m=0.0, sticky_bonus_m=0.3))
+    assert seen["red"] & seen["blue"], "the bound ids follow the camera's swap"
+
+
+def test_without_the_bonus_the_floor_motion_alone_undoes_the_camera_swap() -> None:
     seen = crossing(FloorSettings(look_weight_m=0.0))
-    assert seen["red"] & seen["blue"], "positions alone follow the camera's swapped ids"
+    assert seen["red"].isdisjoint(seen["blue"])
