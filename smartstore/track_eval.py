@@ -33,7 +33,7 @@ from sim.twin import Twin
 from smartstore.cameras import CEILING_MANIFEST, CameraPositioning
 from vision.mot import ClearMotAccumulator
 
-__all__ = ["FLOOR_MATCH_M", "run_track_eval", "score_floor_tracks"]
+__all__ = ["FLOOR_MATCH_M", "Points", "run_track_eval", "score_floor_tracks", "true_positions"]
 
 FLOOR_MATCH_M = 0.5
 
@@ -66,7 +66,7 @@ def score_floor_tracks(
     return acc.counts().as_dict()
 
 
-def _truth_at(twin: Twin, t_s: float) -> Points:
+def true_positions(twin: Twin, t_s: float) -> Points:
     out: Points = []
     for v in twin.visits:
         if v.track_start_s <= t_s < v.track_end_s:
@@ -111,7 +111,7 @@ def run_track_eval(
     t1 = twin.end_s if seconds is None else t0 + seconds
     cameras.advance(t1)
     frames = [
-        (_truth_at(twin, b.event_time_s), [(p.track_id, p.x_m, p.y_m) for p in b.tracks])
+        (true_positions(twin, b.event_time_s), [(p.track_id, p.x_m, p.y_m) for p in b.tracks])
         for b in batches
         if b.event_time_s >= t0 - 1e-9
     ]
