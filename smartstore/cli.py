@@ -351,6 +351,10 @@ def _eval_mot(args: argparse.Namespace) -> int:
     for name, metrics in rows.items():
         cells = "".join(_cell(metrics.get(k)) for k in keys)
         print(f"{name:<16}{cells}")
+    print(
+        "IDF1 reachable without re-identifying a person who left the view: "
+        f"{result['overall']['idf1_ceiling_no_reid']:.3f}"
+    )
     _write_json(args.json_out, result)
     return 0
 

@@ -417,6 +417,23 @@ def track_sequence(det: MotTable, info: SeqInfo, settings: TrackerSettings) -> M
     )
 
 
+def without_reidentification(gt: MotTable, gap_frames: int) -> MotTable:
+    """The ground truth as a perfect tracker that cannot re-identify would report it.
+
+    Each person gets a new id whenever they were out of the (counted) ground
+    truth for more than ``gap_frames`` frames: out of view longer than the
+    tracker remembers a lost track. Scoring this against the ground truth
+    gives the highest IDF1 any such tracker can reach on the sequence.
+    """
+    ids = gt.track_id.copy()
+    for person in np.unique(gt.track_id):
+        rows = np.flatnonzero(gt.track_id == person)
+        rows = rows[np.argsort(gt.frame[rows], kind="stable")]
+        segment = np.concatenate([[0], np.cumsum(np.diff(gt.frame[rows]) > gap_frames)])
+        ids[rows] = person * 100_000 + segment
+    return MotTable(gt.frame, ids, gt.xywh, gt.conf)
+
+
 def detect_sequence(sequence_dir: Path, detector: FrameDetector) -> MotTable:
     """Run ``detector`` over a sequence's frames (img1/ or a video): det.txt rows out.
 
@@ -458,7 +475,9 @@ def run_eval_mot(
     ``gt/gt.txt``. ``sequences`` None means every such folder, sorted by name.
     Returns ``{"settings": {...}, "sequences": {name: metrics}, "overall":
     metrics}``, where ``overall`` sums the counts of every sequence (as
-    py-motmetrics' overall row) and metrics are :meth:`MotCounts.as_dict`.
+    py-motmetrics' overall row) and metrics are :meth:`MotCounts.as_dict`, plus
+    ``idf1_ceiling_no_reid``: the IDF1 of ``without_reidentification`` at the
+    tracker's memory, the most a tracker without re-identification can score.
     """
     root = Path(root)
     settings = settings or TrackerSettings()
@@ -469,7 +488,7 @@ def run_eval_mot(
     if not sequences:
         raise FileNotFoundError(f"no MOT sequences (folders with seqinfo.ini) under {root}")
     per_seq: dict[str, dict[str, float | int]] = {}
-    total = MotCounts()
+    total = ceiling_total = MotCounts()
     for name in sequences:
         seq_dir = root / name
         if not (seq_dir / "seqinfo.ini").is_file():
@@ -488,12 +507,15 @@ def run_eval_mot(
             gt = gt.select(gt.conf >= 1)
         counts = evaluate(gt, hyp, info.length_frames)
         log.info("eval-mot %s MOTA %.3f IDF1 %.3f", name, counts.mota, counts.idf1)
-        per_seq[name] = counts.as_dict()
+        remembers = Tracker(settings, frame_rate_hz=info.frame_rate_hz).max_age_frames
+        ceiling = evaluate(gt, without_reidentification(gt, remembers), info.length_frames)
+        per_seq[name] = {**counts.as_dict(), "idf1_ceiling_no_reid": round(ceiling.idf1, 4)}
         total = total + counts
+        ceiling_total = ceiling_total + ceiling
     return {
         "settings": settings.model_dump(),
         "detections": "det/det.txt" if detector is None else "detector run on the frames",
         "ignored_rows": ignored_rows,
         "sequences": per_seq,
-        "overall": total.as_dict(),
+        "overall": {**total.as_dict(), "idf1_ceiling_no_reid": round(ceiling_total.idf1, 4)},
     }

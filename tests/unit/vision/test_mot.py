@@ -195,3 +195,14 @@ def test_a_hypothesis_paired_with_a_counted_row_is_kept_even_over_a_dont_care_ro
     gt.conf[1] = 0
     _, kept = forgive_dont_care(gt, _table([(1, 7, A)]))
     assert list(kept.track_id) == [7]
+
+
+def test_without_reidentification_splits_a_person_at_long_absences_only() -> None:
+    from vision.mot import without_reidentification
+
+    frames = [1, 2, 3, 5, 20, 21]  # a 1-frame gap, then a 14-frame one
+    gt = _table([(f, 4, A) for f in frames])
+    ids = without_reidentification(gt, gap_frames=5).track_id
+    assert len(set(ids[:4])) == 1 and len(set(ids[4:])) == 1 and ids[0] != ids[4]
+    m = evaluate(gt, without_reidentification(gt, gap_frames=5))
+    assert m.switches == 1 and m.idf1 == pytest.approx(2 * 4 / 12)
