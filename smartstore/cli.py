@@ -328,6 +328,9 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+MOT_COLUMNS = ("mota", "idf1", "switches", "false_positives", "misses", "precision", "recall")
+
+
 def _eval_mot(args: argparse.Namespace) -> int:
     from vision.mot import run_eval_mot
     from vision.tracking import TrackerSettings
@@ -345,7 +348,7 @@ def _eval_mot(args: argparse.Namespace) -> int:
     result = run_eval_mot(
         Path(args.root), args.sequences or None, settings, detector, args.ignored_rows
     )
-    keys = ("mota", "idf1", "switches", "false_positives", "misses", "precision", "recall")
+    keys = MOT_COLUMNS
     print(f"{'sequence':<16}" + "".join(f"{k:>16}" for k in keys))
     rows = {**result["sequences"], "overall": result["overall"]}
     for name, metrics in rows.items():
@@ -374,7 +377,7 @@ def _eval_tracking(args: argparse.Namespace) -> int:
         manifest=args.ceiling_model or CEILING_MANIFEST,
         frames_out=args.frames,
     )
-    keys = ("mota", "idf1", "switches", "false_positives", "misses", "precision", "recall")
+    keys = MOT_COLUMNS
     print(f"{'window':<16}" + "".join(f"{k:>16}" for k in keys))
     a, b = result["window_s"]
     print(f"{f'{a:g}-{b:g} s':<16}" + "".join(_cell(result["overall"].get(k)) for k in keys))
