@@ -43,8 +43,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DecoderName = Literal["yolox", "ultralytics"]
-Task = Literal["person", "shelf", "product"]
+DecoderName = Literal["yolox", "ultralytics", "embedding"]
+Task = Literal["person", "shelf", "product", "reid"]
 ColourMode = Literal["none", "grey_world"]  # mirrors vision.colour.ColourMode
 
 
@@ -73,11 +73,16 @@ class ModelManifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="short unique model name, e.g. 'yolox_nano'")
-    task: Task = Field(description="person (ceiling cameras), shelf (hands) or product (SKUs)")
+    task: Task = Field(
+        description="person (ceiling cameras), shelf (hands), product (SKUs) or reid "
+        "(person crops to looks, vision/reid.py)"
+    )
     file: str = Field(description="the ONNX file name, looked up in the model folder")
     sha256: str = Field(description="lower-case hex sha256 of the ONNX file")
     input_size: int = Field(gt=0, description="square model input side in pixels")
-    decoder: DecoderName = Field(description="output format: 'yolox' or 'ultralytics'")
+    decoder: DecoderName = Field(
+        description="output format: 'yolox' or 'ultralytics' (detectors), 'embedding' (re-id)"
+    )
     colour: ColourMode = Field(
         default="none",
         description="colour normalisation applied to each frame before the model "

@@ -34,6 +34,7 @@ from models.registry import LoadedModel, load_model
 from vision.detect import OnnxDetector, letterbox, to_blob
 from vision.detections import Detections
 from vision.motion import MotionGate, MotionSettings
+from vision.reid import ReidEmbedder
 from vision.tracking import Tracker, TrackerSettings
 
 __all__ = [
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = REPO / "models" / "manifests" / "yolox_nano.yaml"
 DEFAULT_MODEL_DIR = REPO.parent / "shared" / "models"
+DEFAULT_REID_MANIFEST = REPO / "models" / "manifests" / "ceiling_reid.yaml"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 PERSON = 0  # COCO class id of a person
 INSTALL_HINT = "pip install -e '.[bench]' (adds the onnx package that quantization needs)"
@@ -227,7 +229,7 @@ def time_detector(
 class _Stages:
     ms: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(
-            ("motion", "preprocess", "inference", "postprocess", "tracking"), 0.0
+            ("motion", "preprocess", "inference", "postprocess", "tracking", "looks"), 0.0
         )
     )
 
@@ -264,12 +266,17 @@ def run_pipeline(
     motion: MotionSettings | None = None,
     tracker: TrackerSettings | None = None,
     camera_fps: float = 10.0,
+    reid: ReidEmbedder | None = None,
+    min_rounds: int = 2,
 ) -> dict[str, Any]:
-    """Camera-frames per second through gate -> detector -> tracker, all cameras in turn.
+    """Camera-frames per second through gate -> detector -> tracker -> looks, all cameras.
 
     Each round takes one frame from every camera; frames that need the
     detector are sent in one call (the detector batches them when the model
     allows). A gated camera whose frame is still reuses its last detections.
+    With ``reid``, every tracked person's look is computed as the ceiling
+    tracker does (vision/reid.py: balance the frame, cut, embed). At least
+    ``min_rounds`` rounds run however slow the machine, so shares are comparable.
     """
     active = cameras if active_cameras is None else max(0, min(active_cameras, cameras))
     frame_of = _camera_frames(frames, cameras, active)
@@ -279,7 +286,7 @@ def run_pipeline(
     stages = _Stages()
     detected = processed = rounds = tracks_out = 0
     start = time.perf_counter()
-    while rounds < 2 or time.perf_counter() - start < seconds:
+    while rounds < min_rounds or time.perf_counter() - start < seconds:
         batch = [frame_of(c, rounds) for c in range(cameras)]
         want = list(range(cameras))
         if gated:
@@ -291,9 +298,15 @@ def run_pipeline(
         ):
             last[c] = dets
         t0 = time.perf_counter()
-        for c in range(cameras):
-            tracks_out += len(trackers[c].update(last[c]))
-        stages.add("tracking", (time.perf_counter() - t0) * 1e3)
+        tracked = [trackers[c].update(last[c]) for c in range(cameras)]
+        tracks_out += sum(len(t) for t in tracked)
+        t1 = time.perf_counter()
+        stages.add("tracking", (t1 - t0) * 1e3)
+        if reid is not None:
+            for c, tracks in enumerate(tracked):
+                if tracks:
+                    reid.looks({"c": batch[c]})("c", np.array([t.xyxy for t in tracks]))
+            stages.add("looks", (time.perf_counter() - t1) * 1e3)
         detected += len(want)
         processed += cameras
         rounds += 1
@@ -346,6 +359,7 @@ def run_vision_bench(
     max_frames: int = 150,
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
+    reid_manifest: str | Path | None = DEFAULT_REID_MANIFEST,
 ) -> dict[str, Any]:
     """Run both measures; returns the JSON-ready report (see the module docstring).
 
@@ -356,6 +370,11 @@ def run_vision_bench(
         raise ValueError(f"--cameras must be >= 1 and --seconds > 0, got {cameras}, {seconds}")
     say = progress or (lambda _msg: None)
     model = load_model(manifest, model_dir=model_dir)
+    reid = None
+    if reid_manifest is not None:
+        reid_dir = Path(reid_manifest).resolve().parent.parent  # manifests/ sits in models/
+        reid_model = load_model(reid_manifest, model_dir=reid_dir)
+        reid = ReidEmbedder.from_model(reid_model, threads=1)
     src = Path(source) if source is not None else default_source()
     frames = load_frames(src, max_frames)
     say(f"{len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]} from {src}")
@@ -409,6 +428,7 @@ def run_vision_bench(
                 gated=gated,
                 seconds=seconds,
                 active_cameras=active_cameras,
+                reid=reid,
             )
             say(
                 f"end to end {name}: {runs[name]['camera_fps_end_to_end']:.1f} camera-frames/s "
@@ -417,6 +437,7 @@ def run_vision_bench(
     best = max(runs, key=lambda k: runs[k]["camera_fps_end_to_end"])
     return {
         "model": model.manifest.name,
+        "reid_model": None if reid is None else Path(str(reid_manifest)).stem,
         "source": str(src),
         "frames": len(frames),
         "frame_size": [int(frames[0].shape[1]), int(frames[0].shape[0])],

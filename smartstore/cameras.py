@@ -25,9 +25,11 @@ from sim.render import LIGHTING_PRESETS, CeilingRenderer, RenderSettings
 from sim.twin import Twin
 from vision.detect import OnnxDetector
 from vision.edge import EdgeSettings, EdgeVisionPipeline
+from vision.reid import ReidEmbedder
 
 __all__ = [
     "CEILING_MANIFEST",
+    "REID_MANIFEST",
     "SHELF_MANIFEST",
     "CameraPositioning",
     "CameraRunStats",
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
 CEILING_MANIFEST = REPO / "models" / "manifests" / "ceiling_person.yaml"
 SHELF_MANIFEST = REPO / "models" / "manifests" / "shelf_hands.yaml"
+REID_MANIFEST = REPO / "models" / "manifests" / "ceiling_reid.yaml"
 ACTIVE_MARGIN_S = 1.0  # full frame rate from this long before a reach until this long after
 
 
@@ -73,6 +76,7 @@ class CameraPositioning:
         score_threshold: float = 0.4,
         threads: int | None = None,
         motion_gating: bool = True,
+        reid_manifest: str | Path | None = REID_MANIFEST,
     ) -> None:
         if not fps > 0:
             raise ValueError(f"camera fps must be positive, got {fps}")
@@ -90,11 +94,17 @@ class CameraPositioning:
             seed=twin.scenario.seed,
             settings=RenderSettings(lighting=LIGHTING_PRESETS[lighting]),
         )
+        # the learned look (vision/reid.py); None keeps the colour histogram
+        looks = None
+        if reid_manifest is not None:
+            reid = load_model(reid_manifest, model_dir=model_dir_of(reid_manifest))
+            looks = ReidEmbedder.from_model(reid, threads=1).looks
         self.pipeline = EdgeVisionPipeline(
             twin.store,
             self.detector,
             transport,
             settings=EdgeSettings(motion_gating=motion_gating),
+            looks=looks,
         )
         self.camera_ids = [c for c in self.pipeline.camera_ids if c in self.renderer.cameras]
         self.period_s = 1.0 / fps

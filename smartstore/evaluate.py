@@ -13,13 +13,14 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from checkout.brain import BrainSettings, StoreBrain
 from checkout.ledger import Ledger
-from iot.bus import LocalTransport
+from iot.bus import LocalTransport, Transport
 from iot.payloads import Receipt
 from iot.shelf import ShelfAdapter
 from iot.store import load_store
@@ -39,6 +40,20 @@ POSITIONING_MODES = ("cameras", "simulated")
 INTERACTION_MODES = ("cameras", "none")
 
 log = logging.getLogger(__name__)
+
+
+class Ceiling(Protocol):
+    """What the drive loop needs of the ceiling cameras: advance to a time, then report."""
+
+    def advance(self, until_s: float) -> int: ...
+
+    def report(self) -> dict[str, object]: ...
+
+
+class Shelves(Ceiling, Protocol):
+    """The shelf cameras also close the episodes still open at the end."""
+
+    def finish(self) -> None: ...
 
 
 class SimClock:
@@ -75,6 +90,8 @@ def run_eval(
     lighting: str = "day",
     interactions: str = "cameras",
     models: dict[str, str] | None = None,
+    ceiling: Callable[[Twin, Transport], Ceiling] | None = None,
+    shelves: Callable[[Twin, Transport], Shelves] | None = None,
 ) -> EvalResult:
     """Run one scenario end to end in simulated time and score it.
 
@@ -85,6 +102,9 @@ def run_eval(
     (rendered shelf cameras through the shelf vision pipeline, the default) or
     ``none`` (the shelves alone say what was taken: the shelves-only mode).
     ``models``: other manifests for ``ceiling`` or ``shelf`` than the shipped ones.
+    ``ceiling``: builds a stand-in for the rendered ceiling cameras (used with
+    ``positioning="cameras"``; ``smartstore.fusion_replay`` replays recorded detections);
+    ``shelves`` likewise for the shelf cameras (replays their recorded events).
     """
     manifests: dict[str, str | Path] = {"ceiling": CEILING_MANIFEST, "shelf": SHELF_MANIFEST}
     manifests.update(models or {})
@@ -100,8 +120,10 @@ def run_eval(
     twin = Twin(store, scenario, positioning_feed=positioning == "simulated")
     clock = SimClock(twin.start_s)
     transport = LocalTransport()
-    cameras = (
-        CameraPositioning(
+    cameras: Ceiling | None = (
+        ceiling(twin, transport)
+        if ceiling is not None and positioning == "cameras"
+        else CameraPositioning(
             twin,
             transport,
             fps=camera_fps,
@@ -111,11 +133,13 @@ def run_eval(
         if positioning == "cameras"
         else None
     )
-    shelves = (
-        ShelfCameras(twin, transport, lighting=lighting, manifest=manifests["shelf"])
-        if interactions == "cameras"
-        else None
-    )
+    shelf_cams: Shelves | None = None
+    if interactions == "cameras":
+        shelf_cams = (
+            shelves(twin, transport)
+            if shelves is not None
+            else ShelfCameras(twin, transport, lighting=lighting, manifest=manifests["shelf"])
+        )
     with tempfile.TemporaryDirectory(prefix="smartstore-eval-") as tmp:
         ledger = Ledger(str(db_path or Path(tmp) / "ledger.sqlite"))
         brain = StoreBrain(store, transport, ledger, settings=settings or BrainSettings())
@@ -123,9 +147,9 @@ def run_eval(
         adapter = ShelfAdapter(store, transport, now=clock)
         adapter.start()
         try:
-            _drive(twin, brain, clock, (cameras, shelves), step_s=step_s, progress=progress)
-            if shelves is not None:
-                shelves.finish()  # hands still in a shelf at the end: their episodes close
+            _drive(twin, brain, clock, (cameras, shelf_cams), step_s=step_s, progress=progress)
+            if shelf_cams is not None:
+                shelf_cams.finish()  # hands still in a shelf at the end: their episodes close
                 brain.tick(twin.end_s)
         finally:
             brain.close()
@@ -144,8 +168,8 @@ def run_eval(
     result = EvalResult(metrics, brain.stats(), list(brain.receipts), wall)
     if cameras is not None:
         result.cameras = cameras.report()
-    if shelves is not None:
-        result.shelf_cameras = shelves.report()
+    if shelf_cams is not None:
+        result.shelf_cameras = shelf_cams.report()
     return result
 
 
@@ -153,7 +177,7 @@ def _drive(
     twin: Twin,
     brain: StoreBrain,
     clock: SimClock,
-    vision: tuple[CameraPositioning | None, ShelfCameras | None],
+    vision: tuple[Ceiling | None, Shelves | None],
     *,
     step_s: float,
     progress: TextIO | None,

@@ -22,26 +22,42 @@ import argparse
 import json
 import math
 import pickle
+import sqlite3
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from iot.bus import LocalTransport
+from checkout.sessions import session_id_for
+from checkout.settings import BrainSettings
+from iot.bus import LocalTransport, Transport
 from iot.store import load_store
 from sim.scenario import load_scenario
+from sim.scoring import format_table
 from sim.twin import Twin
-from smartstore.cameras import CameraPositioning
+from smartstore.cameras import CameraPositioning, ShelfCameras
+from smartstore.evaluate import run_eval
 from smartstore.track_eval import Points, score_floor_tracks, true_positions
 from vision import ceiling
 from vision.appearance import describe_person
-from vision.ceiling import CeilingSettings, CeilingTracker
+from vision.ceiling import CeilingSettings, CeilingTracker, LookOf
+from vision.colour import grey_world
 from vision.detections import Detections
-from vision.floor import CameraObservation, project_boxes
+from vision.floor import CameraObservation
+from vision.reid import ReidEmbedder, cut_crops
 from vision.tracking import iou_xyxy
 
-Step = tuple[float, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], dict[str, list[Any]]]
+# (time, per camera: detections' arrays, their histogram looks, their re-id crops)
+Step = tuple[
+    float,
+    dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    dict[str, list[Any]],
+    dict[str, np.ndarray],
+]
+Embed = Callable[[list[np.ndarray]], np.ndarray]
 
 
 def _twin(scenario: str, seed: int) -> Twin:
@@ -54,7 +70,11 @@ def record(scenario: str, seed: int, lighting: str, out: Path) -> int:
     original = ceiling.CeilingTracker.step
 
     def recording_step(
-        self: CeilingTracker, time_s: float, detections: Any, frames: Any = None
+        self: CeilingTracker,
+        time_s: float,
+        detections: Any,
+        frames: Any = None,
+        look_of: Any = None,
     ) -> Any:
         looks = {
             cid: [describe_person(frames.get(cid), b) if frames else None for b in d.xyxy]
@@ -63,13 +83,20 @@ def record(scenario: str, seed: int, lighting: str, out: Path) -> int:
         dets = {
             c: (d.xyxy.copy(), d.score.copy(), d.class_id.copy()) for c, d in detections.items()
         }
-        steps.append((time_s, dets, looks))
-        return original(self, time_s, detections, frames)
+        crops = {
+            cid: np.array(cut_crops(grey_world(frames[cid]), d.xyxy), np.uint8)
+            for cid, d in detections.items()
+            if frames and cid in frames
+        }
+        steps.append((time_s, dets, looks, crops))
+        return original(self, time_s, detections, frames, look_of)
 
     ceiling.CeilingTracker.step = recording_step  # type: ignore[method-assign]
     try:
         twin = _twin(scenario, seed)
-        CameraPositioning(twin, LocalTransport(), lighting=lighting).advance(twin.end_s)
+        CameraPositioning(twin, LocalTransport(), lighting=lighting, reid_manifest=None).advance(
+            twin.end_s
+        )
     finally:
         ceiling.CeilingTracker.step = original  # type: ignore[method-assign]
     payload = {"scenario": scenario, "seed": seed, "lighting": lighting, "steps": steps}
@@ -78,43 +105,50 @@ def record(scenario: str, seed: int, lighting: str, out: Path) -> int:
     return 0
 
 
-def _observations(tracker: CeilingTracker, step: Step) -> list[CameraObservation]:
-    _, dets, looks = step
-    out: list[CameraObservation] = []
-    for cid in sorted(dets):
-        xyxy, score, cls = dets[cid]
-        d = Detections(xyxy, score, cls).with_class([tracker.settings.person_class_id])
-        tracks = [t for t in tracker.trackers[cid].update(d) if t.frames_since_hit == 0]
-        if not tracks:
-            continue
-        boxes = np.array([t.xyxy for t in tracks])
-        xy, sigma = project_boxes(tracker.cameras[cid], boxes, tracker.settings.floor)
-        overlap = iou_xyxy(boxes, xyxy) if len(xyxy) else np.zeros((len(boxes), 0))
-        for k, (t, (x, y), s) in enumerate(zip(tracks, xy.tolist(), sigma.tolist(), strict=True)):
-            if math.isnan(x) or math.isnan(y):
-                continue
-            j = int(np.argmax(overlap[k])) if overlap.shape[1] else -1
-            look = looks[cid][j] if j >= 0 and overlap[k, j] > 0.3 else None
-            out.append(CameraObservation(cid, t.track_id, x, y, s, look))
-    return out
+def _recorded_looks(step: Step, embed: Embed | None = None) -> LookOf:
+    """Each tracked box's look: that of the recorded detection it overlaps most.
+
+    ``embed``: a re-id model's looks from the recorded crops instead of the histogram.
+    """
+    dets, looks = step[1], step[2]
+    crops = step[3] if len(step) > 3 else {}  # recordings from before crops were kept
+    if embed is not None:
+        looks = {cid: list(embed(list(c))) if len(c) else [] for cid, c in crops.items()}
+
+    def look_of(camera_id: str, xyxy: np.ndarray) -> list[np.ndarray | None]:
+        boxes = dets[camera_id][0]
+        if not len(boxes):
+            return [None] * len(xyxy)
+        overlap = iou_xyxy(np.asarray(xyxy, dtype=float).reshape(-1, 4), boxes)
+        best = overlap.argmax(axis=1)
+        return [looks[camera_id][j] if overlap[k, j] > 0.3 else None for k, j in enumerate(best)]
+
+    return look_of
 
 
-def replay(recording: Path, overrides: list[str]) -> int:
+def _detections(step: Step) -> dict[str, Detections]:
+    return {cid: Detections(*arrays) for cid, arrays in step[1].items()}
+
+
+def _observations(
+    tracker: CeilingTracker, step: Step, embed: Embed | None = None
+) -> list[CameraObservation]:
+    return tracker.observe(_detections(step), look_of=_recorded_looks(step, embed))
+
+
+def _embedder(onnx: Path | None) -> Embed | None:
+    return None if onnx is None else ReidEmbedder(onnx).embed
+
+
+def replay(recording: Path, overrides: list[str], reid: Path | None = None) -> int:
     payload = pickle.loads(recording.read_bytes())  # our own recording, not input
     twin = _twin(payload["scenario"], payload["seed"])
-    base = CeilingSettings()
+    embed = _embedder(reid)
     for spec in overrides:
-        upd = json.loads(spec)
-        settings = base.model_copy(
-            update={
-                "floor": base.floor.model_copy(update=upd.get("floor", {})),
-                "camera_tracker": base.camera_tracker.model_copy(update=upd.get("cam", {})),
-            }
-        )
-        tracker = CeilingTracker(twin.store, None, settings)
+        tracker = CeilingTracker(twin.store, None, _settings(spec))
         frames: list[tuple[Points, Points]] = []
         for step in payload["steps"]:
-            update = tracker.fusion.update(step[0], _observations(tracker, step))
+            update = tracker.fusion.update(step[0], _observations(tracker, step, embed))
             tracks = [(t.track_id, t.x_m, t.y_m) for t in update.tracks]
             frames.append((true_positions(twin, step[0]), tracks))
         m = score_floor_tracks(frames)
@@ -126,6 +160,202 @@ def replay(recording: Path, overrides: list[str]) -> int:
     return 0
 
 
+class RecordedCameras:
+    """The ceiling cameras of ``smartstore eval``, replayed from a recording with other settings."""
+
+    def __init__(
+        self,
+        payload: dict[str, Any],
+        transport: Transport,
+        settings: CeilingSettings,
+        embed: Embed | None = None,
+    ):
+        self.steps: list[Step] = payload["steps"]
+        self.embed = embed
+        self.tracker: CeilingTracker | None = None
+        self.transport = transport
+        self.settings = settings
+        self._next = 0
+
+    def bind(self, twin: Twin) -> RecordedCameras:
+        self.tracker = CeilingTracker(twin.store, self.transport, self.settings)
+        return self
+
+    def advance(self, until_s: float) -> int:
+        assert self.tracker is not None
+        done = 0
+        while self._next < len(self.steps) and self.steps[self._next][0] <= until_s:
+            step = self.steps[self._next]
+            looks = _recorded_looks(step, self.embed)
+            self.tracker.process(step[0], _detections(step), look_of=looks)
+            self._next += 1
+            done += 1
+        return done
+
+    def report(self) -> dict[str, object]:
+        return {"frame_sets": self._next, "replayed": True}
+
+
+class _Tape:
+    """A transport that keeps what is published, stamped with the drive loop's time."""
+
+    def __init__(self) -> None:
+        self.now_s = 0.0
+        self.messages: list[tuple[float, str, bytes]] = []
+
+    def publish(self, topic: str, data: bytes, qos: int = 0, retain: bool = False) -> None:
+        self.messages.append((self.now_s, topic, data))
+
+    def subscribe(self, topic_filter: str, callback: Any, qos: int = 0) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def record_shelves(scenario: str, seed: int, lighting: str, out: Path, step_s: float = 0.1) -> int:
+    """Run the shelf cameras as ``smartstore eval`` does; keep what they publish, and when."""
+    twin = _twin(scenario, seed)
+    tape = _Tape()
+    cams = ShelfCameras(twin, tape, lighting=lighting)
+    t = twin.start_s
+    while t < twin.end_s:
+        t = min(t + step_s, twin.end_s)
+        tape.now_s = t
+        cams.advance(t)
+    tape.now_s = math.inf
+    cams.finish()
+    payload = {"scenario": scenario, "seed": seed, "lighting": lighting, "messages": tape.messages}
+    out.write_bytes(pickle.dumps(payload))
+    print(f"{len(tape.messages)} shelf camera messages recorded to {out}")
+    return 0
+
+
+class RecordedShelves:
+    """The shelf cameras of ``smartstore eval``, replayed: what they published, when they did."""
+
+    def __init__(self, payload: dict[str, Any], transport: Transport) -> None:
+        self.messages: list[tuple[float, str, bytes]] = payload["messages"]
+        self.transport = transport
+        self._next = 0
+
+    def advance(self, until_s: float) -> int:
+        start = self._next
+        while self._next < len(self.messages) and self.messages[self._next][0] <= until_s:
+            _, topic, data = self.messages[self._next]
+            self.transport.publish(topic, data, 1, False)
+            self._next += 1
+        return self._next - start
+
+    def finish(self) -> None:
+        self.advance(math.inf)
+
+    def report(self) -> dict[str, object]:
+        return {"messages": self._next, "replayed": True}
+
+
+def _settings(spec: str) -> CeilingSettings:
+    base, upd = CeilingSettings(), json.loads(spec)
+    return base.model_copy(
+        update={
+            "floor": base.floor.model_copy(update=upd.get("floor", {})),
+            "camera_tracker": base.camera_tracker.model_copy(update=upd.get("cam", {})),
+        }
+    )
+
+
+def replay_eval(
+    recording: Path,
+    spec: str,
+    brain_spec: str,
+    shelf_recording: Path | None = None,
+    reid: Path | None = None,
+) -> int:
+    """``smartstore eval`` with the ceiling cameras replayed: receipts scored, misses listed."""
+    payload = pickle.loads(recording.read_bytes())  # our own recording, not input
+    settings = _settings(spec)
+    shelves = None if shelf_recording is None else pickle.loads(shelf_recording.read_bytes())
+    brain = BrainSettings().model_copy(update=json.loads(brain_spec))
+    with tempfile.TemporaryDirectory() as tmp:
+        truth = Path(tmp) / "truth.json"
+        result = run_eval(
+            payload["scenario"],
+            seed=payload["seed"],
+            lighting=payload["lighting"],
+            interactions="none" if shelf_recording is None else "cameras",
+            settings=brain,
+            progress=None,
+            truth_path=truth,
+            db_path=Path(tmp) / "ledger.sqlite",
+            ceiling=lambda twin, transport: RecordedCameras(
+                payload, transport, settings, _embedder(reid)
+            ).bind(twin),
+            shelves=None
+            if shelves is None
+            else lambda _, transport: RecordedShelves(shelves, transport),
+        )
+        truth_data = json.loads(truth.read_text())
+        visits, interactions = truth_data["visits"], truth_data["interactions"]
+        decisions = _decisions(Path(tmp) / "ledger.sqlite")
+    receipts = {r.token: r for r in result.receipts}
+    tokens = {session_id_for(v["token"]): v["token"] for v in visits}
+    wrong = set()
+    for v in visits:
+        r = receipts.get(v["token"])
+        got = {} if r is None else {ln.sku: ln.quantity for ln in r.lines if ln.quantity}
+        want = {k: q for k, q in v["basket"].items() if q}
+        if got != want:
+            wrong.add(v["token"])
+            flag = "missing" if r is None else ("review" if r.needs_review else "SILENT")
+            print(f"{v['token']:>12} {flag:7} want {want} got {got}")
+    causes: dict[str, int] = {}
+    for act in interactions:
+        cause = _who_got(act, decisions, tokens)
+        if act["token"] in wrong and cause != "right":
+            causes[cause.split(" ")[0]] = causes.get(cause.split(" ")[0], 0) + 1
+            print(
+                f"   {act['token']} {act['action']} {act['sku']} on {act['plate_id']} "
+                f"at {act['started_s'] - payload_start(visits):.1f}: {cause}"
+            )
+    print("reaches of wrong visits, by what went wrong:", causes)
+    print(format_table(result.metrics))
+    return 0
+
+
+def _decisions(db: Path) -> list[tuple[str, str | None, str, str, float]]:
+    with sqlite3.connect(db) as con:
+        return [
+            (row[0], row[1], row[2], row[3], row[4])
+            for row in con.execute(
+                "SELECT event_id, session_id, outcome, reason, event_time_s FROM shelf_decisions"
+            )
+        ]
+
+
+def payload_start(visits: list[dict[str, Any]]) -> float:
+    return min(v["entered_s"] for v in visits)
+
+
+def _who_got(
+    act: dict[str, Any],
+    decisions: list[tuple[str, str | None, str, str, float]],
+    tokens: dict[str, str],
+) -> str:
+    """What the brain made of one true reach: its shelf event's outcome and visit."""
+    near = [
+        d
+        for d in decisions
+        if f":{act['plate_id']}:" in d[0] and act["started_s"] - 0.5 <= d[4] <= act["ended_s"] + 4.0
+    ]
+    if not near:
+        return "no-event (the shelf saw nothing)"
+    _, session_id, outcome, reason, _ = min(near, key=lambda d: abs(d[4] - act["ended_s"]))
+    if outcome != "cart":
+        return f"{outcome} ({reason[:80]})"
+    who = tokens.get(session_id or "", session_id)
+    return "right" if who == act["token"] else f"other-visit {who} ({reason[-90:]})"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m smartstore.fusion_replay", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -134,13 +364,29 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("out", type=Path)
     r.add_argument("--seed", type=int, required=True)
     r.add_argument("--lighting", default="day")
+    rs = sub.add_parser("record-shelves", help="run the shelf cameras once and keep their events")
+    rs.add_argument("scenario")
+    rs.add_argument("out", type=Path)
+    rs.add_argument("--seed", type=int, required=True)
+    rs.add_argument("--lighting", default="day")
     q = sub.add_parser("replay", help="trackers and fusion from a recording, scored")
     q.add_argument("recording", type=Path)
     q.add_argument("overrides", nargs="+", help='JSON like {"floor": {"merge_m": 0.3}}')
+    q.add_argument("--reid", type=Path, help="a re-id ONNX: looks from the recorded crops")
+    e = sub.add_parser("eval", help="smartstore eval with the ceiling cameras replayed")
+    e.add_argument("recording", type=Path)
+    e.add_argument("overrides", nargs="?", default="{}", help="as for replay")
+    e.add_argument("--shelves", type=Path, help="a record-shelves recording (default: none)")
+    e.add_argument("--brain", default="{}", help="BrainSettings overrides as JSON")
+    e.add_argument("--reid", type=Path, help="a re-id ONNX: looks from the recorded crops")
     args = p.parse_args(argv)
+    if args.command == "eval":
+        return replay_eval(args.recording, args.overrides, args.brain, args.shelves, args.reid)
+    if args.command == "record-shelves":
+        return record_shelves(args.scenario, args.seed, args.lighting, args.out)
     if args.command == "record":
         return record(args.scenario, args.seed, args.lighting, args.out)
-    return replay(args.recording, args.overrides)
+    return replay(args.recording, args.overrides, args.reid)
 
 
 if __name__ == "__main__":

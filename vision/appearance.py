@@ -54,7 +54,11 @@ def describe_person(frame: np.ndarray, xyxy: Sequence[float] | np.ndarray) -> np
 
 
 def look_distance(a: np.ndarray | None, b: np.ndarray | None) -> float:
-    """1 - cosine similarity of two descriptors (0: alike, 1: nothing shared); 0 if unknown."""
+    """1 - cosine similarity of two looks (0: alike, 1: nothing shared); 0 if unknown.
+
+    Histograms never point apart; learned looks (``vision.reid``) can, and are
+    capped at 1 so that a look costs at most its weight in the fusion.
+    """
     if a is None or b is None:
         return 0.0
-    return float(max(0.0, 1.0 - float(np.dot(a, b))))
+    return float(min(1.0, max(0.0, 1.0 - float(np.dot(a, b)))))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,9 +28,28 @@ from vision.detections import Detections
 from vision.floor import CameraObservation, FloorFusion, FloorSettings, FloorUpdate, project_boxes
 from vision.tracking import Tracker, TrackerSettings
 
-__all__ = ["CeilingSettings", "CeilingTracker", "to_track_batch"]
+__all__ = ["CeilingSettings", "CeilingTracker", "LookOf", "Looks", "to_track_batch"]
 
 log = logging.getLogger(__name__)
+
+# (camera id, tracked boxes (K, 4) xyxy) -> each person's look (None where none), K of them
+LookOf = Callable[[str, np.ndarray], "list[np.ndarray | None]"]
+
+
+# a frame set -> its LookOf: the colour histogram (default) or a re-id model (vision.reid)
+Looks = Callable[[Mapping[str, np.ndarray]], LookOf]
+
+
+def looks_from_frames(frames: Mapping[str, np.ndarray]) -> LookOf:
+    """Describe each tracked box from the camera's own frame (``vision.appearance``)."""
+
+    def look_of(camera_id: str, xyxy: np.ndarray) -> list[np.ndarray | None]:
+        frame = frames.get(camera_id)
+        if frame is None:
+            return [None] * len(xyxy)
+        return [describe_person(frame, box) for box in xyxy]
+
+    return look_of
 
 
 class CeilingSettings(BaseModel):
@@ -77,8 +96,10 @@ class CeilingTracker:
         store: Store,
         transport: Transport | None = None,
         settings: CeilingSettings | None = None,
+        looks: Looks = looks_from_frames,
     ) -> None:
         self.store = store
+        self.looks = looks
         self.transport = transport
         self.settings = settings or CeilingSettings()
         self.cameras: dict[str, Camera] = {
@@ -107,10 +128,12 @@ class CeilingTracker:
         self,
         detections: Mapping[str, Detections],
         frames: Mapping[str, np.ndarray] | None = None,
+        look_of: LookOf | None = None,
     ) -> list[CameraObservation]:
         """Run each camera's tracker on its detections; the floor points of its tracks.
 
-        With the ``frames``, each observation also carries the person's look
+        With the ``frames`` (or a ``look_of`` that stands in for them, such as
+        a recording's), each observation also carries the person's look
         (``vision.appearance``) for re-identification in the floor fusion.
         """
         unknown = sorted(set(detections) - set(self.cameras))
@@ -118,6 +141,8 @@ class CeilingTracker:
             raise ValueError(
                 f"unknown ceiling camera id(s) {unknown}; known: {sorted(self.cameras)}"
             )
+        if look_of is None and frames is not None:
+            look_of = self.looks(frames)
         out: list[CameraObservation] = []
         for cid in sorted(detections):
             dets = detections[cid].with_class([self.settings.person_class_id])
@@ -126,10 +151,9 @@ class CeilingTracker:
                 continue
             boxes = np.array([t.xyxy for t in tracks])
             xy, sigma = project_boxes(self.cameras[cid], boxes, self.settings.floor)
-            frame = frames.get(cid) if frames is not None else None
-            for t, (x, y), s in zip(tracks, xy.tolist(), sigma.tolist(), strict=True):
+            looks = look_of(cid, boxes) if look_of is not None else [None] * len(tracks)
+            for t, (x, y), s, look in zip(tracks, xy.tolist(), sigma.tolist(), looks, strict=True):
                 if not (math.isnan(x) or math.isnan(y)):  # NaN: the ray missed the plane
-                    look = describe_person(frame, t.xyxy) if frame is not None else None
                     out.append(CameraObservation(cid, t.track_id, x, y, s, look))
         return out
 
@@ -138,18 +162,20 @@ class CeilingTracker:
         time_s: float,
         detections: Mapping[str, Detections],
         frames: Mapping[str, np.ndarray] | None = None,
+        look_of: LookOf | None = None,
     ) -> FloorUpdate:
         """One frame set at event time ``time_s``, without publishing."""
-        return self.fusion.update(time_s, self.observe(detections, frames))
+        return self.fusion.update(time_s, self.observe(detections, frames, look_of))
 
     def process(
         self,
         time_s: float,
         detections: Mapping[str, Detections],
         frames: Mapping[str, np.ndarray] | None = None,
+        look_of: LookOf | None = None,
     ) -> TrackBatch:
         """One frame set: track, fuse, publish (when a transport is given) and return the batch."""
-        update = self.step(time_s, detections, frames)
+        update = self.step(time_s, detections, frames, look_of)
         self.batches += 1
         batch = to_track_batch(update, self.settings.device_id, self.batches)
         if self.transport is not None:

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from iot.bus import Transport
 from iot.payloads import TrackBatch
 from iot.store import Store
-from vision.ceiling import CeilingSettings, CeilingTracker
+from vision.ceiling import CeilingSettings, CeilingTracker, Looks
 from vision.detections import Detections
 from vision.health import CameraHealth, HealthSettings, cameras_health
 from vision.motion import MotionGate, MotionSettings
@@ -94,11 +94,16 @@ class EdgeVisionPipeline:
         ceiling: CeilingSettings | None = None,
         health: HealthSettings | None = None,
         settings: EdgeSettings | None = None,
+        looks: Looks | None = None,
     ) -> None:
         self.store = store
         self.detector = detector
         self.settings = settings or EdgeSettings()
-        self.tracker = CeilingTracker(store, transport, ceiling)
+        self.tracker = (
+            CeilingTracker(store, transport, ceiling)
+            if looks is None
+            else CeilingTracker(store, transport, ceiling, looks=looks)
+        )
         self.camera_ids = sorted(self.tracker.cameras)
         self.health: dict[str, CameraHealth] = cameras_health(store, transport, health)
         self.motion_settings = motion or MotionSettings()

@@ -168,6 +168,54 @@ class FloorSettings(BaseModel):
         description="A track learns its look only when no other track is this close "
         "(a box of two people would teach it the wrong colours).",
     )
+    anchor_looks: int = Field(
+        default=10,
+        ge=0,
+        description="A track's identity look is the mean of its first this many clear looks, "
+        "then frozen: who the track is, against what it looks like now. 0 turns swap "
+        "repair off.",
+    )
+    anchor_gate_m: float = Field(
+        default=1.5,
+        ge=0,
+        description="No anchor looks this close to a gate line (its floor marking shows in "
+        "the box).",
+    )
+    recent_looks: int = Field(
+        default=3,
+        ge=1,
+        description="Clear looks since the last crowding before a track's current look counts.",
+    )
+    encounter_m: float = Field(
+        default=1.2,
+        ge=0,
+        description="Two tracks that came this close may have swapped people...",
+    )
+    encounter_s: float = Field(
+        default=15.0, ge=0, description="...and are checked for a swap this long after."
+    )
+    swap_margin: float = Field(
+        default=0.15,
+        ge=0,
+        description="Swapped identities must explain the current looks better than kept ones "
+        "by this much (summed look distance) before a swap is repaired.",
+    )
+    revive_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="A track lost in the store (not at an exit) is remembered this long: a "
+        "new track away from the entry that looks like it and could have walked there "
+        "takes its id back. 0 turns this off.",
+    )
+    revive_look: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="Largest look distance between a new track and a lost one it revives.",
+    )
+    revive_speed_m_s: float = Field(
+        default=1.5, gt=0, description="How far a lost shopper may have walked, per second."
+    )
     merge_m: float = Field(
         default=0.15,
         gt=0,
@@ -283,6 +331,11 @@ class FloorUpdate:
     ended: list[str]
 
 
+def _unit(v: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
+
+
 def _segment_distance(p: np.ndarray, a: Sequence[float], b: Sequence[float]) -> float:
     pa, ba = p - np.asarray(a), np.asarray(b) - np.asarray(a)
     t = float(np.clip(pa @ ba / max(float(ba @ ba), 1e-12), 0.0, 1.0))
@@ -304,6 +357,13 @@ class _StoreTrack:
     near_since_s: dict[int, float] = field(default_factory=dict)
     cameras: tuple[str, ...] = ()
     look: np.ndarray | None = None  # running mean of the person's colour descriptor
+    # identity, for swap repair: who the track's id stands for (frozen after anchor_looks)
+    anchor: np.ndarray | None = None
+    anchor_n: int = 0
+    # what the person under the track looks like now: clear looks since the last crowding
+    recent: np.ndarray | None = None
+    recent_n: int = 0
+    met_s: dict[int, float] = field(default_factory=dict)  # other track number -> last close
 
     @property
     def pos(self) -> np.ndarray:
@@ -318,6 +378,7 @@ class FloorFusion:
         self.settings = settings or FloorSettings()
         self._tracks: list[_StoreTrack] = []
         self._owner: dict[tuple[str, int], int] = {}  # camera-local key -> store track number
+        self._lost: list[_StoreTrack] = []  # retired in the store, may be revived
         self._next = 1
         self._time_s: float | None = None
         self._entry = [g.line_m for g in store.gates("entry")]
@@ -349,8 +410,11 @@ class FloorFusion:
             if obs:
                 t.last_seen_s = time_s
                 t.hits += 1
-                if t.hits >= self.settings.confirm_hits:
+                if t.hits >= self.settings.confirm_hits and not t.confirmed:
                     t.confirmed = True
+                    self._revive(t, time_s)
+        if self.settings.anchor_looks:
+            self._repair_swaps(time_s)
         ended = self._merge(time_s) + self._retire(time_s)
         report = [
             self._report(t, time_s)
@@ -394,12 +458,76 @@ class FloorFusion:
         crowded = any(
             u is not t and float(np.hypot(*(u.pos - t.pos))) < s.look_clear_m for u in self._tracks
         )
-        if crowded and t.look is not None:
-            return
+        if crowded:
+            t.recent, t.recent_n = None, 0  # a box of two teaches nothing about one
+            if t.look is not None:
+                return
         new = np.mean(looks, axis=0)
         mixed = new if t.look is None else s.look_memory * t.look + (1 - s.look_memory) * new
-        norm = float(np.linalg.norm(mixed))
-        t.look = mixed / norm if norm > 0 else t.look
+        t.look = _unit(mixed)
+        if crowded:
+            return
+        if t.anchor_n < s.anchor_looks and not self._near_gate(t):
+            t.anchor = _unit(new if t.anchor is None else t.anchor * t.anchor_n + new)
+            t.anchor_n += 1
+        t.recent = _unit(new if t.recent is None else t.recent * t.recent_n + new)
+        t.recent_n += 1
+
+    def _near_gate(self, t: _StoreTrack) -> bool:
+        """Gate markings on the floor colour the boxes of people on them: no anchor there."""
+        m = self.settings.anchor_gate_m
+        return any(_segment_distance(t.pos, a, b) <= m for a, b in self._entry + self._exit)
+
+    # --- swap repair ---
+
+    def _repair_swaps(self, time_s: float) -> None:
+        """Give back the ids of two tracks that took each other's person when they met.
+
+        Two shoppers who pass shoulder to shoulder (one box for both, a few
+        frames) can leave each track on the other person; positions alone
+        cannot tell, and the running look soon learns the new person. Each
+        track therefore keeps an anchor look (its first clear looks away from
+        the gates, then frozen) and a recent one (clear looks since it was
+        last crowded). When two tracks that met lately are both seen and
+        clear again, and their anchors fit each other's recent looks better,
+        by ``swap_margin``, than their own, the ids (and anchors) change
+        places; each track stays on the person it is following.
+        """
+        s = self.settings
+        live = [t for t in self._tracks if t.confirmed]
+        for i, a in enumerate(live):
+            for b in live[i + 1 :]:
+                if float(np.hypot(*(a.pos - b.pos))) <= s.encounter_m:
+                    a.met_s[b.number] = b.met_s[a.number] = time_s
+                elif time_s - a.met_s.get(b.number, -math.inf) <= s.encounter_s and self._swapped(
+                    a, b, time_s
+                ):
+                    self._swap_identity(a, b)
+
+    def _swapped(self, a: _StoreTrack, b: _StoreTrack, time_s: float) -> bool:
+        s = self.settings
+        for t in (a, b):
+            if t.anchor_n < s.anchor_looks or t.recent_n < s.recent_looks:
+                return False
+            if t.last_seen_s < time_s:
+                return False
+        keep = look_distance(a.anchor, a.recent) + look_distance(b.anchor, b.recent)
+        swap = look_distance(a.anchor, b.recent) + look_distance(b.anchor, a.recent)
+        return swap + s.swap_margin < keep
+
+    def _swap_identity(self, a: _StoreTrack, b: _StoreTrack) -> None:
+        log.info("store tracks %s and %s swapped people: ids given back", a.number, b.number)
+        na, nb = a.number, b.number
+        for name in ("number", "anchor", "anchor_n", "born_s", "born_at_entry", "met_s"):
+            va, vb = getattr(a, name), getattr(b, name)
+            setattr(a, name, vb)
+            setattr(b, name, va)
+        for key, owner in self._owner.items():  # camera ids stay with the person they follow
+            if owner in (na, nb):
+                self._owner[key] = nb if owner == na else na
+        for t in self._tracks:
+            t.near_since_s.pop(na, None)
+            t.near_since_s.pop(nb, None)
 
     # --- association ---
 
@@ -528,10 +656,45 @@ class FloorFusion:
                 continue
             if t.confirmed:
                 ended.append(self.track_name(t.number))
+                if not near_exit and not off_floor and t.look is not None:
+                    self._lost.append(t)
             for key in [k for k, owner in self._owner.items() if owner == t.number]:
                 del self._owner[key]
         self._tracks = keep
+        self._lost = [t for t in self._lost if time_s - t.last_seen_s <= s.revive_s]
         return ended
+
+    def _revive(self, t: _StoreTrack, time_s: float) -> None:
+        """A new track away from the entry continues a lost one that looks like it: same id.
+
+        The cameras lose a shopper for longer than ``max_coast_s`` when two
+        bodies merge into one box or in a blind corner; the person who
+        reappears is then a new track. If a track lost lately, within walking
+        reach, has a look within ``revive_look`` of the new one, the new track
+        takes its id (and identity look), so the brain sees one shopper.
+        """
+        s = self.settings
+        if s.revive_s <= 0 or t.born_at_entry or t.look is None or not self._lost:
+            return
+        best: tuple[float, _StoreTrack] | None = None
+        for lost in self._lost:
+            gap = max(t.born_s - lost.last_seen_s, 0.0)
+            reach = s.gate_m + s.revive_speed_m_s * gap
+            if float(np.hypot(*(t.pos - lost.pos))) > reach:
+                continue
+            d = look_distance(lost.anchor if lost.anchor is not None else lost.look, t.look)
+            if d <= s.revive_look and (best is None or d < best[0]):
+                best = (d, lost)
+        if best is None:
+            return
+        lost = best[1]
+        self._lost.remove(lost)
+        log.info("store track %s revives lost track %s (look %.2f)", t.number, lost.number, best[0])
+        for key, owner in self._owner.items():
+            if owner == t.number:
+                self._owner[key] = lost.number
+        t.number, t.born_s, t.born_at_entry = lost.number, lost.born_s, lost.born_at_entry
+        t.anchor, t.anchor_n, t.met_s = lost.anchor, lost.anchor_n, lost.met_s
 
     def _report(self, t: _StoreTrack, time_s: float) -> FloorTrack:
         return FloorTrack(

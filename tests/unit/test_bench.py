@@ -85,7 +85,14 @@ def test_bench_vision_idle_cameras_skip_the_detector(tmp_path: Path) -> None:
     frames = load_frames(_folder(tmp_path))
     motion = MotionSettings(warmup_frames=1, refresh_every_frames=1000)
     run = run_pipeline(
-        detector, frames, cameras=4, active_cameras=1, gated=True, seconds=0.3, motion=motion
+        detector,
+        frames,
+        cameras=4,
+        active_cameras=1,
+        gated=True,
+        seconds=0.3,
+        motion=motion,
+        min_rounds=12,  # a loaded machine's 0.3 s may hold only the warm-up rounds
     )
     # three of four cameras watch a still floor: after warm-up only the active one detects
     assert run["detector_share"] < 0.5

@@ -84,3 +84,23 @@ def test_store_without_ceiling_cameras_is_refused() -> None:
     bare = STORE.model_copy(update={"devices": STORE.devices.model_copy(update={"cameras": []})})
     with pytest.raises(ValueError, match="no ceiling cameras"):
         CeilingTracker(bare)
+
+
+def test_a_look_function_stands_in_for_frames() -> None:
+    # fusion_replay feeds recorded looks this way; the frames path uses the same hook
+    tracker = CeilingTracker(STORE)
+    cam = "cam-ceil-02"
+    box = Detections.from_arrays([[300, 220, 340, 260]], [0.9], [0])
+    asked: list[str] = []
+
+    def look_of(camera_id: str, xyxy: np.ndarray) -> list[np.ndarray | None]:
+        asked.append(camera_id)
+        assert xyxy.shape == (1, 4)
+        return [np.full(3, 1.0 / np.sqrt(3.0))]
+
+    obs = []
+    for _ in range(3):
+        obs = tracker.observe({cam: box}, look_of=look_of)
+    assert obs and all(o.look is not None and o.look.shape == (3,) for o in obs)
+    assert set(asked) == {cam}
+    assert all(o.look is None for o in CeilingTracker(STORE).observe({cam: box}))

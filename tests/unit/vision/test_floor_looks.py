@@ -63,3 +63,60 @@ def test_a_sticky_bonus_without_looks_carries_the_camera_swap_over() -> None:
 def test_without_the_bonus_the_floor_motion_alone_undoes_the_camera_swap() -> None:
     seen = crossing(FloorSettings(look_weight_m=0.0))
     assert seen["red"].isdisjoint(seen["blue"])
+
+
+def ids_first_and_last(settings: FloorSettings, steps: int = 60) -> dict[str, tuple[str, str]]:
+    """The crossing of ``crossing`` run longer: each colour's track id at the start and end."""
+    fusion = FloorFusion(STORE, settings)
+    first: dict[str, str] = {}
+    last: dict[str, str] = {}
+    for k in range(steps):
+        t = T0 + k * 0.2
+        xr, xb = 5.0 + 0.05 * k, 7.0 - 0.05 * k
+        swap = k >= 20  # the camera tracker swaps its ids where they meet
+        obs = [
+            CameraObservation("cam", 2 if swap else 1, xr, 5.0, 0.1, RED),
+            CameraObservation("cam", 1 if swap else 2, xb, 5.0, 0.1, BLUE),
+        ]
+        for tr in fusion.update(t, obs).tracks:
+            colour = "red" if abs(tr.x_m - xr) < abs(tr.x_m - xb) else "blue"
+            first.setdefault(colour, tr.track_id)
+            last[colour] = tr.track_id
+    return {c: (first[c], last[c]) for c in first}
+
+
+def test_a_swap_the_positions_made_is_given_back_by_the_anchor_looks() -> None:
+    # positions alone follow the camera's swap (as in the test above) ...
+    blind = FloorSettings(look_weight_m=0.0, sticky_bonus_m=0.3, anchor_looks=0)
+    assert all(a != b for a, b in ids_first_and_last(blind).values())
+    # ... and once the two are apart again, each id goes back to the look it started with
+    repaired = blind.model_copy(update={"anchor_looks": 8})
+    assert all(a == b for a, b in ids_first_and_last(repaired).values())
+
+
+def walk_with_a_gap(look_after: np.ndarray, gap_steps: int = 20) -> tuple[str, str]:
+    """Red walks, vanishes for gap_steps frames (longer than max_coast_s), someone reappears."""
+    fusion = FloorFusion(STORE, FloorSettings())
+    before = after = ""
+    for k in range(40 + gap_steps + 10):
+        t = T0 + k * 0.2
+        x = 4.0 + 0.02 * k
+        if k < 40:
+            obs = [CameraObservation("cam", 1, x, 5.0, 0.05, RED)]
+        elif k < 40 + gap_steps:
+            obs = []
+        else:
+            obs = [CameraObservation("cam", 2, x, 5.0, 0.05, look_after)]
+        tracks = fusion.update(t, obs).tracks
+        if tracks and k < 40:
+            before = tracks[0].track_id
+        elif tracks:
+            after = tracks[0].track_id
+    return before, after
+
+
+def test_a_shopper_lost_for_seconds_gets_the_id_back_when_the_look_matches() -> None:
+    before, after = walk_with_a_gap(RED)
+    assert before and after == before
+    stranger_before, stranger = walk_with_a_gap(BLUE)
+    assert stranger and stranger != stranger_before
