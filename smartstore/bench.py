@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from models.registry import LoadedModel, load_model
+from vision.ceiling import CeilingSettings
 from vision.detect import OnnxDetector, letterbox, to_blob
 from vision.detections import Detections
 from vision.motion import MotionGate, MotionSettings
@@ -429,6 +430,9 @@ def run_vision_bench(
                 seconds=seconds,
                 active_cameras=active_cameras,
                 reid=reid,
+                # the ceiling service's per-camera tracker, not the MOT defaults (which start
+                # tracks only above 0.8 and so left the looks stage with nothing to do)
+                tracker=CeilingSettings().camera_tracker,
             )
             say(
                 f"end to end {name}: {runs[name]['camera_fps_end_to_end']:.1f} camera-frames/s "
