@@ -14,6 +14,18 @@ settings overrides (``{"cam": {...}, "floor": {...}}``: fields of
 as ``eval-tracking`` does. Looks are taken from the detection under each
 tracked box, so a replay of the default settings lands within a few
 thousandths of the full run, not on it. Tune on one seed, report another.
+
+The receipts too (``smartstore eval`` with both camera paths replayed, about
+30 s for busy instead of half an hour)::
+
+    python -m smartstore.fusion_replay record-shelves scenarios/busy.yaml out/sh-23.pkl --seed 23
+    python -m smartstore.fusion_replay eval out/busy-23.pkl --shelves out/sh-23.pkl \
+        --reid models/ceiling_reid.onnx '{"floor": {...}}' --brain '{"hand_reach_m": 0.9}'
+
+``record`` also keeps each detection's re-id crop, so ``--reid`` replays the
+learned looks (``vision.reid``); without it the recorded colour histograms
+are used. ``eval`` lists each wrong receipt and what the brain did with each
+reach of that visit (charged right, to another visit, unattributed, unexplained).
 """
 
 from __future__ import annotations
