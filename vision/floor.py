@@ -245,9 +245,11 @@ class FloorFusion:
                 if t.hits >= self.settings.confirm_hits and not t.confirmed:
                     t.confirmed = True
                     self._revive(t, time_s)
+        renamed: list[str] = []
         if self.settings.anchor_looks:
             self._repair_swaps(time_s)
-        ended = self._merge(time_s) + self._retire(time_s)
+            renamed = self._reclaim(time_s)
+        ended = renamed + self._merge(time_s) + self._retire(time_s)
         report = [
             self._report(t, time_s)
             for t in self._tracks
@@ -302,7 +304,9 @@ class FloorFusion:
         if t.anchor_n < s.anchor_looks and not self._near_gate(t):
             t.anchor = _unit(new if t.anchor is None else t.anchor * t.anchor_n + new)
             t.anchor_n += 1
-        t.recent = _unit(new if t.recent is None else t.recent * t.recent_n + new)
+        # a short memory: what the person looks like now, not since the track began
+        kept = min(t.recent_n, 2 * s.recent_looks)
+        t.recent = _unit(new if t.recent is None else t.recent * kept + new)
         t.recent_n += 1
 
     def _near_gate(self, t: _StoreTrack) -> bool:
@@ -522,6 +526,68 @@ class FloorFusion:
         lost = best[1]
         self._lost.remove(lost)
         log.info("store track %s revives lost track %s (look %.2f)", t.number, lost.number, best[0])
+        for key, owner in self._owner.items():
+            if owner == t.number:
+                self._owner[key] = lost.number
+        t.number, t.born_s, t.born_at_entry = lost.number, lost.born_s, lost.born_at_entry
+        t.anchor, t.anchor_n, t.met_s = lost.anchor, lost.anchor_n, lost.met_s
+
+    def _reclaim(self, time_s: float) -> list[str]:
+        """Tracks on the wrong person take back a lost identity that fits; ids they drop end.
+
+        When shopper A's track dies in a crowd, B's track can slide onto A
+        while B gets a new track: not a swap of two live tracks. An anchored
+        track whose recent look no longer fits its anchor but fits a lost
+        track's (within ``revive_look``, better by ``swap_margin``) takes that
+        identity; the identity it held is then lost in turn, for a young track
+        (one still learning its anchor) that looks like it to take back.
+        """
+        s = self.settings
+        if s.revive_s <= 0:
+            return []
+        ended: list[str] = []
+        for t in [t for t in self._tracks if t.confirmed and t.last_seen_s == time_s]:
+            if t.recent is None or t.recent_n < s.recent_looks:
+                continue
+            if t.anchor_n < s.anchor_looks:  # young: may take back a lost identity
+                lost = self._lost_match(t, t.recent, time_s)
+                if lost is not None:
+                    ended.append(self.track_name(t.number))
+                    self._adopt(t, lost)
+                continue
+            own = look_distance(t.anchor, t.recent)
+            if own <= s.revive_look:
+                continue
+            lost = self._lost_match(t, t.recent, time_s)
+            if lost is None or own - look_distance(lost.anchor, t.recent) < s.swap_margin:
+                continue
+            dropped = _StoreTrack(
+                t.number, t.x.copy(), t.P.copy(), t.born_s, time_s, t.born_at_entry
+            )
+            dropped.anchor, dropped.anchor_n, dropped.look = t.anchor, t.anchor_n, t.anchor
+            ended.append(self.track_name(t.number))
+            self._adopt(t, lost)
+            self._lost.append(dropped)
+        return ended
+
+    def _lost_match(self, t: _StoreTrack, look: np.ndarray, time_s: float) -> _StoreTrack | None:
+        s = self.settings
+        best: tuple[float, _StoreTrack] | None = None
+        for lost in self._lost:
+            if lost.anchor is None or lost.anchor_n < s.anchor_looks:
+                continue
+            reach = s.gate_m + s.revive_speed_m_s * max(time_s - lost.last_seen_s, 0.0)
+            if float(np.hypot(*(t.pos - lost.pos))) > reach:
+                continue
+            d = look_distance(lost.anchor, look)
+            if d <= s.revive_look and (best is None or d < best[0]):
+                best = (d, lost)
+        return None if best is None else best[1]
+
+    def _adopt(self, t: _StoreTrack, lost: _StoreTrack) -> None:
+        """``t`` continues ``lost``: its id, birth and identity look."""
+        self._lost.remove(lost)
+        log.info("store track %s takes back lost track %s", t.number, lost.number)
         for key, owner in self._owner.items():
             if owner == t.number:
                 self._owner[key] = lost.number

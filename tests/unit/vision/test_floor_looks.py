@@ -120,3 +120,30 @@ def test_a_shopper_lost_for_seconds_gets_the_id_back_when_the_look_matches() -> 
     assert before and after == before
     stranger_before, stranger = walk_with_a_gap(BLUE)
     assert stranger and stranger != stranger_before
+
+
+def test_a_track_that_slid_onto_a_lost_shopper_takes_that_shoppers_id() -> None:
+    """Blue's track is lost; red's track then shows blue (it slid onto blue): ids follow looks."""
+    fusion = FloorFusion(STORE, FloorSettings())
+    ids: dict[str, list[str]] = {"red": [], "blue": []}
+
+    def step(k: int, obs: list[CameraObservation]) -> None:
+        for tr in fusion.update(T0 + k * 0.2, obs).tracks:
+            colour = "red" if abs(tr.x_m - 5.0) < abs(tr.x_m - 8.0) else "blue"
+            ids[colour].append(tr.track_id)
+
+    for k in range(20):  # both seen apart: each track learns its anchor
+        step(
+            k,
+            [
+                CameraObservation("cam", 1, 5.0, 5.0, 0.05, RED),
+                CameraObservation("cam", 2, 8.0, 5.0, 0.05, BLUE),
+            ],
+        )
+    red_id, blue_id = ids["red"][-1], ids["blue"][-1]
+    for k in range(20, 35):  # blue's track is lost (unseen past max_coast_s)
+        step(k, [CameraObservation("cam", 1, 5.0, 5.0, 0.05, RED)])
+    ids = {"red": [], "blue": []}
+    for k in range(35, 50):  # the track at 5 m now shows blue: it is following blue
+        step(k, [CameraObservation("cam", 1, 5.0 + 0.02 * (k - 35), 5.0, 0.05, BLUE)])
+    assert ids["red"][0] == red_id and ids["red"][-1] == blue_id
