@@ -37,6 +37,7 @@ __all__ = [
     "ModelManifest",
     "ModelManifestError",
     "load_model",
+    "model_dir_of",
     "read_manifest",
     "sha256_of",
 ]
@@ -169,6 +170,12 @@ def _classes(manifest: ModelManifest, folder: Path) -> tuple[str, ...]:
     if not names:
         raise ModelManifestError(f"manifest {manifest.name!r} lists no classes")
     return tuple(names)
+
+
+def model_dir_of(manifest: str | Path) -> Path:
+    """Where a manifest's ONNX lies: models/ for the shipped manifests/, else beside it."""
+    folder = Path(manifest).resolve().parent
+    return folder.parent if folder.name == "manifests" else folder
 
 
 def load_model(manifest_path: str | Path, *, model_dir: str | Path | None = None) -> LoadedModel:

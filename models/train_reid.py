@@ -1,6 +1,6 @@
 """Training recipe for the ceiling re-id model (``vision.reid``): crops in, unit vectors out.
 
-Data: ``python -m models.reid_data`` files (crops of shoppers standing alone,
+Data: ``python -m smartstore.reid_data`` files (crops of shoppers standing alone,
 labelled with who they are). A small CNN (four 3x3 conv blocks, global
 average pooling, a linear layer to ``--dim``) is trained as a cosine-softmax
 classifier over the shoppers of the training files; the classifier is thrown
@@ -13,7 +13,7 @@ Runs in the training venv (torch; see ``models/train.py``)::
     .venv-train/bin/python -m models.train_reid runs/reid/busy-202.npz runs/reid/busy-505.npz \\
         --out runs/reid/ceiling_reid.onnx
 
-then measure with ``.venv/bin/python -m models.reid_eval`` and ship with a manifest.
+then measure with ``.venv/bin/python -m smartstore.reid_eval`` and ship with a manifest.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def train(paths: list[Path], out: Path, *, dim: int, epochs: int, seed: int) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m models.train_reid", description=__doc__)
-    p.add_argument("data", nargs="+", type=Path, help="models.reid_data .npz files")
+    p.add_argument("data", nargs="+", type=Path, help="smartstore.reid_data .npz files")
     p.add_argument("--out", type=Path, required=True, help="the ONNX file to write")
     p.add_argument("--dim", type=int, default=32)
     p.add_argument("--epochs", type=int, default=30)

@@ -30,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.registry import LoadedModel, load_model
+from models.registry import LoadedModel, load_model, model_dir_of
 from vision.ceiling import CeilingSettings
 from vision.detect import OnnxDetector, letterbox, to_blob
 from vision.detections import Detections
@@ -371,11 +371,11 @@ def run_vision_bench(
         raise ValueError(f"--cameras must be >= 1 and --seconds > 0, got {cameras}, {seconds}")
     say = progress or (lambda _msg: None)
     model = load_model(manifest, model_dir=model_dir)
-    reid = None
-    if reid_manifest is not None:
-        reid_dir = Path(reid_manifest).resolve().parent.parent  # manifests/ sits in models/
-        reid_model = load_model(reid_manifest, model_dir=reid_dir)
-        reid = ReidEmbedder.from_model(reid_model, threads=1)
+    reid = (
+        None
+        if reid_manifest is None
+        else ReidEmbedder.from_manifest(reid_manifest, model_dir_of(reid_manifest))
+    )
     src = Path(source) if source is not None else default_source()
     frames = load_frames(src, max_frames)
     say(f"{len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]} from {src}")

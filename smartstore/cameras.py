@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iot.bus import Transport
-from models.registry import load_model
+from models.registry import load_model, model_dir_of
 from sim.render import LIGHTING_PRESETS, CeilingRenderer, RenderSettings
 from sim.twin import Twin
 from vision.detect import OnnxDetector
@@ -44,12 +44,6 @@ CEILING_MANIFEST = REPO / "models" / "manifests" / "ceiling_person.yaml"
 SHELF_MANIFEST = REPO / "models" / "manifests" / "shelf_hands.yaml"
 REID_MANIFEST = REPO / "models" / "manifests" / "ceiling_reid.yaml"
 ACTIVE_MARGIN_S = 1.0  # full frame rate from this long before a reach until this long after
-
-
-def model_dir_of(manifest: str | Path) -> Path:
-    """Where a manifest's ONNX lies: models/ for the shipped manifests/, else beside it."""
-    folder = Path(manifest).resolve().parent
-    return folder.parent if folder.name == "manifests" else folder
 
 
 @dataclass
@@ -97,8 +91,7 @@ class CameraPositioning:
         # the learned look (vision/reid.py); None keeps the colour histogram
         looks = None
         if reid_manifest is not None:
-            reid = load_model(reid_manifest, model_dir=model_dir_of(reid_manifest))
-            looks = ReidEmbedder.from_model(reid, threads=1).looks
+            looks = ReidEmbedder.from_manifest(reid_manifest, model_dir_of(reid_manifest)).looks
         self.pipeline = EdgeVisionPipeline(
             twin.store,
             self.detector,

@@ -56,10 +56,9 @@ from smartstore.track_eval import Points, score_floor_tracks, true_positions
 from vision import ceiling
 from vision.appearance import describe_person
 from vision.ceiling import CeilingSettings, CeilingTracker, LookOf
-from vision.colour import grey_world
 from vision.detections import Detections
 from vision.floor import CameraObservation
-from vision.reid import ReidEmbedder, cut_crops
+from vision.reid import ReidEmbedder, balanced_crops
 from vision.tracking import iou_xyxy
 
 # (time, per camera: detections' arrays, their histogram looks, their re-id crops)
@@ -96,7 +95,7 @@ def record(scenario: str, seed: int, lighting: str, out: Path) -> int:
             c: (d.xyxy.copy(), d.score.copy(), d.class_id.copy()) for c, d in detections.items()
         }
         crops = {
-            cid: np.array(cut_crops(grey_world(frames[cid]), d.xyxy), np.uint8)
+            cid: np.array(balanced_crops(frames[cid], d.xyxy), np.uint8)
             for cid, d in detections.items()
             if frames and cid in frames
         }

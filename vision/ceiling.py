@@ -96,10 +96,10 @@ class CeilingTracker:
         store: Store,
         transport: Transport | None = None,
         settings: CeilingSettings | None = None,
-        looks: Looks = looks_from_frames,
+        looks: Looks | None = None,
     ) -> None:
         self.store = store
-        self.looks = looks
+        self.looks = looks or looks_from_frames  # the colour histogram unless told otherwise
         self.transport = transport
         self.settings = settings or CeilingSettings()
         self.cameras: dict[str, Camera] = {

@@ -29,7 +29,7 @@ from typing import Literal, get_args
 import cv2
 import numpy as np
 
-__all__ = ["COLOUR_MODES", "ColourMode", "grey_world", "normalise_colour"]
+__all__ = ["COLOUR_MODES", "ColourMode", "grey_world", "grey_world_lut", "normalise_colour"]
 
 ColourMode = Literal["none", "grey_world"]
 COLOUR_MODES: tuple[str, ...] = get_args(ColourMode)
@@ -43,19 +43,28 @@ def grey_world(frame: np.ndarray, target_mean: float = TARGET_MEAN) -> np.ndarra
 
     A black frame stays black (nothing to balance); the result saturates at 255.
     """
+    lut = grey_world_lut(frame, target_mean)
+    # one table lookup per pixel and channel (OpenCV's LUT): far cheaper than float maths
+    return frame if lut is None else cv2.LUT(np.ascontiguousarray(frame), lut)
+
+
+def grey_world_lut(frame: np.ndarray, target_mean: float = TARGET_MEAN) -> np.ndarray | None:
+    """The (256, 1, 3) lookup table ``grey_world`` applies to this frame; None for black.
+
+    Apart so that a caller who needs only some regions of the frame balanced
+    (re-id crops) measures the frame once and looks up only those pixels.
+    """
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"grey_world needs an (H, W, 3) frame, got shape {frame.shape}")
     # OpenCV's mean: one pass, no float copy of the frame
     means = np.asarray(cv2.mean(np.ascontiguousarray(frame))[:3], dtype=np.float64)
     overall = float(means.mean())
     if overall < _EPS:
-        return frame
+        return None
     # one multiplier per channel: balance to the common mean, then expose to the target
     gains = np.where(means > _EPS, overall / np.maximum(means, _EPS), 1.0) * (target_mean / overall)
     lut = np.clip(np.arange(256, dtype=np.float32)[:, None] * gains[None, :], 0, 255)
-    lut_u8 = (lut + 0.5).astype(np.uint8).reshape(256, 1, 3)
-    # one table lookup per pixel and channel (OpenCV's LUT): far cheaper than float maths
-    return cv2.LUT(np.ascontiguousarray(frame), lut_u8)
+    return (lut + 0.5).astype(np.uint8).reshape(256, 1, 3)
 
 
 def normalise_colour(frame: np.ndarray, mode: str) -> np.ndarray:

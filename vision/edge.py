@@ -99,11 +99,7 @@ class EdgeVisionPipeline:
         self.store = store
         self.detector = detector
         self.settings = settings or EdgeSettings()
-        self.tracker = (
-            CeilingTracker(store, transport, ceiling)
-            if looks is None
-            else CeilingTracker(store, transport, ceiling, looks=looks)
-        )
+        self.tracker = CeilingTracker(store, transport, ceiling, looks=looks)
         self.camera_ids = sorted(self.tracker.cameras)
         self.health: dict[str, CameraHealth] = cameras_health(store, transport, health)
         self.motion_settings = motion or MotionSettings()

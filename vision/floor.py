@@ -510,27 +510,11 @@ class FloorFusion:
         takes its id (and identity look), so the brain sees one shopper.
         """
         s = self.settings
-        if s.revive_s <= 0 or t.born_at_entry or t.look is None or not self._lost:
+        if s.revive_s <= 0 or t.born_at_entry or t.look is None:
             return
-        best: tuple[float, _StoreTrack] | None = None
-        for lost in self._lost:
-            gap = max(t.born_s - lost.last_seen_s, 0.0)
-            reach = s.gate_m + s.revive_speed_m_s * gap
-            if float(np.hypot(*(t.pos - lost.pos))) > reach:
-                continue
-            d = look_distance(lost.anchor if lost.anchor is not None else lost.look, t.look)
-            if d <= s.revive_look and (best is None or d < best[0]):
-                best = (d, lost)
-        if best is None:
-            return
-        lost = best[1]
-        self._lost.remove(lost)
-        log.info("store track %s revives lost track %s (look %.2f)", t.number, lost.number, best[0])
-        for key, owner in self._owner.items():
-            if owner == t.number:
-                self._owner[key] = lost.number
-        t.number, t.born_s, t.born_at_entry = lost.number, lost.born_s, lost.born_at_entry
-        t.anchor, t.anchor_n, t.met_s = lost.anchor, lost.anchor_n, lost.met_s
+        lost = self._lost_match(t, t.look, t.born_s, anchored_only=False)
+        if lost is not None:
+            self._adopt(t, lost)
 
     def _reclaim(self, time_s: float) -> list[str]:
         """Tracks on the wrong person take back a lost identity that fits; ids they drop end.
@@ -570,16 +554,20 @@ class FloorFusion:
             self._lost.append(dropped)
         return ended
 
-    def _lost_match(self, t: _StoreTrack, look: np.ndarray, time_s: float) -> _StoreTrack | None:
+    def _lost_match(
+        self, t: _StoreTrack, look: np.ndarray, since_s: float, *, anchored_only: bool = True
+    ) -> _StoreTrack | None:
+        """The lost track nearest in look to ``look`` (within ``revive_look``) that could
+        have walked to ``t`` since ``since_s``; ``anchored_only``: only finished anchors."""
         s = self.settings
         best: tuple[float, _StoreTrack] | None = None
         for lost in self._lost:
-            if lost.anchor is None or lost.anchor_n < s.anchor_looks:
+            if anchored_only and (lost.anchor is None or lost.anchor_n < s.anchor_looks):
                 continue
-            reach = s.gate_m + s.revive_speed_m_s * max(time_s - lost.last_seen_s, 0.0)
+            reach = s.gate_m + s.revive_speed_m_s * max(since_s - lost.last_seen_s, 0.0)
             if float(np.hypot(*(t.pos - lost.pos))) > reach:
                 continue
-            d = look_distance(lost.anchor, look)
+            d = look_distance(lost.anchor if lost.anchor is not None else lost.look, look)
             if d <= s.revive_look and (best is None or d < best[0]):
                 best = (d, lost)
         return None if best is None else best[1]
@@ -587,7 +575,7 @@ class FloorFusion:
     def _adopt(self, t: _StoreTrack, lost: _StoreTrack) -> None:
         """``t`` continues ``lost``: its id, birth and identity look."""
         self._lost.remove(lost)
-        log.info("store track %s takes back lost track %s", t.number, lost.number)
+        log.info("store track %s continues lost track %s", t.number, lost.number)
         for key, owner in self._owner.items():
             if owner == t.number:
                 self._owner[key] = lost.number

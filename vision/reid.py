@@ -24,15 +24,29 @@ import numpy as np
 
 from models.registry import LoadedModel, load_model
 from vision.ceiling import LookOf
-from vision.colour import grey_world
+from vision.colour import grey_world_lut
 
-__all__ = ["CROP_PX", "ReidEmbedder", "cut_crops"]
+__all__ = ["CROP_PX", "ReidEmbedder", "balanced_crops", "cut_crops"]
 
 CROP_PX = 24
 
 
-def cut_crops(frame: np.ndarray, xyxy: np.ndarray | Sequence[Sequence[float]]) -> list[np.ndarray]:
-    """Each box's pixels scaled to CROP_PX x CROP_PX (a box off the frame gives a black crop)."""
+def balanced_crops(
+    frame: np.ndarray, xyxy: np.ndarray | Sequence[Sequence[float]]
+) -> list[np.ndarray]:
+    """``cut_crops`` of the grey-world balanced frame, balancing only the boxes' pixels."""
+    return cut_crops(frame, xyxy, grey_world_lut(frame))
+
+
+def cut_crops(
+    frame: np.ndarray,
+    xyxy: np.ndarray | Sequence[Sequence[float]],
+    lut: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """Each box's pixels scaled to CROP_PX x CROP_PX (a box off the frame gives a black crop).
+
+    ``lut``: a colour lookup table applied to the box's pixels first (``grey_world_lut``).
+    """
     h, w = frame.shape[:2]
     out: list[np.ndarray] = []
     side = (CROP_PX, CROP_PX)
@@ -41,7 +55,10 @@ def cut_crops(frame: np.ndarray, xyxy: np.ndarray | Sequence[Sequence[float]]) -
         if x1 - x0 < 2 or y1 - y0 < 2:
             out.append(np.zeros((*side, 3), np.uint8))
             continue
-        out.append(cv2.resize(frame[y0:y1, x0:x1], side, interpolation=cv2.INTER_AREA))
+        region = frame[y0:y1, x0:x1]
+        if lut is not None:
+            region = cv2.LUT(np.ascontiguousarray(region), lut)
+        out.append(cv2.resize(region, side, interpolation=cv2.INTER_AREA))
     return out
 
 
@@ -89,16 +106,13 @@ class ReidEmbedder:
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
     def looks(self, frames: Mapping[str, np.ndarray]) -> LookOf:
-        """A ``vision.ceiling.LookOf`` over these frames (each balanced once, when needed)."""
-        balanced: dict[str, np.ndarray] = {}
+        """A ``vision.ceiling.LookOf`` over these frames (only the boxes are balanced)."""
 
         def look_of(camera_id: str, xyxy: np.ndarray) -> list[np.ndarray | None]:
             frame = frames.get(camera_id)
             boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
             if frame is None or not len(boxes):
                 return [None] * len(boxes)
-            if camera_id not in balanced:
-                balanced[camera_id] = grey_world(frame)
-            return list(self.embed(cut_crops(balanced[camera_id], boxes)))
+            return list(self.embed(balanced_crops(frame, boxes)))
 
         return look_of

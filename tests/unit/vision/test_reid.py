@@ -9,7 +9,8 @@ import pytest
 
 from models.registry import load_model
 from vision.appearance import look_distance
-from vision.reid import CROP_PX, ReidEmbedder, cut_crops
+from vision.colour import grey_world
+from vision.reid import CROP_PX, ReidEmbedder, balanced_crops, cut_crops
 
 MODELS = Path(__file__).resolve().parents[3] / "models"
 
@@ -59,3 +60,14 @@ def test_a_detector_manifest_is_refused_as_a_reid_model() -> None:
     detector = load_model(MODELS / "manifests" / "ceiling_person.yaml", model_dir=MODELS)
     with pytest.raises(ValueError, match="task: reid"):
         ReidEmbedder.from_model(detector)
+
+
+def test_balancing_only_the_boxes_gives_the_crops_of_the_balanced_frame() -> None:
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    frame[..., 2] = frame[..., 2] // 3  # a colour cast for grey world to undo
+    boxes = [[5, 5, 40, 60], [100, 30, 158, 118], [150, 100, 170, 130]]
+    expected = cut_crops(grey_world(frame), boxes)
+    got = balanced_crops(frame, boxes)
+    assert len(got) == 3
+    assert all(np.array_equal(a, b) for a, b in zip(expected, got, strict=True))

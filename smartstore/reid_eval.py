@@ -2,7 +2,7 @@
 
 The question the floor fusion asks after two shoppers met: does each track
 still follow the person it started with? So, per trial, two shoppers A and B
-of one ``models.reid_data`` file; each one's *anchor* is the mean look of
+of one ``smartstore.reid_data`` file; each one's *anchor* is the mean look of
 their first ``anchor`` crops, their *now* the mean look of ``now`` crops in a
 row from later in the visit; the trial is right when keeping the pairing
 (A-anchor with A-now, B with B) costs less look distance than swapping it.
@@ -12,7 +12,7 @@ appearance draw. A look scores 0.5 by chance. Also ``rank1_single_crop``: the
 share of single crops whose nearest mean look, among all the file's
 shoppers, is their own (stricter: one crop, sixty candidates).
 
-    .venv/bin/python -m models.reid_eval runs/reid/busy-303-evening.npz --seed 303 \\
+    .venv/bin/python -m smartstore.reid_eval runs/reid/busy-303-evening.npz --seed 303 \\
         --manifest models/manifests/ceiling_reid.yaml --model-dir models
 """
 
@@ -115,8 +115,8 @@ def evaluate(data: Path, seed: int, describe: Describe, *, min_crops: int = 12) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m models.reid_eval", description=__doc__)
-    p.add_argument("data", type=Path, help="a models.reid_data .npz file")
+    p = argparse.ArgumentParser(prog="python -m smartstore.reid_eval", description=__doc__)
+    p.add_argument("data", type=Path, help="a smartstore.reid_data .npz file")
     p.add_argument("--seed", type=int, required=True, help="the scenario seed it was drawn with")
     p.add_argument("--manifest", help="a re-id model manifest (task: reid)")
     p.add_argument("--model-dir", default="models")

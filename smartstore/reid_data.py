@@ -7,7 +7,7 @@ and the shopper it shows (the detection's floor point within ``match_m`` of
 that shopper's true position). Crops are cut from the grey-world balanced
 frame, as the runtime re-id step cuts them (``vision.reid``).
 
-    .venv/bin/python -m models.reid_data runs/reid/busy-202.npz scenarios/busy.yaml --seed 202
+    .venv/bin/python -m smartstore.reid_data runs/reid/busy-202.npz scenarios/busy.yaml --seed 202
 
 The output ``.npz`` holds ``crops`` (N, S, S, 3) uint8 BGR, ``person`` (N,)
 visit index, ``time_s`` (N,) and ``camera`` (N,) names; a person's identity is
@@ -31,9 +31,8 @@ from sim.twin import Twin
 from smartstore.cameras import CameraPositioning
 from smartstore.track_eval import true_positions
 from vision import ceiling
-from vision.colour import grey_world
 from vision.floor import project_boxes
-from vision.reid import CROP_PX, cut_crops
+from vision.reid import CROP_PX, balanced_crops
 
 __all__ = ["collect"]
 
@@ -64,7 +63,7 @@ def collect(
                 continue
             boxes = d.xyxy[keep]
             xy, _ = project_boxes(self.cameras[cid], boxes, self.settings.floor)
-            cut = cut_crops(grey_world(frames[cid]), boxes)
+            cut = balanced_crops(frames[cid], boxes)
             for (x, y), crop in zip(xy.tolist(), cut, strict=True):
                 who = _alone(truth, x, y, match_m, alone_m)
                 if who is not None:
@@ -104,7 +103,7 @@ def _alone(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m models.reid_data", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m smartstore.reid_data", description=__doc__)
     p.add_argument("out", type=Path)
     p.add_argument("scenario")
     p.add_argument("--seed", type=int, required=True)
