@@ -225,8 +225,16 @@ def _add_vision_parsers(sub: argparse._SubParsersAction) -> None:
     ds_sub.add_parser(
         "export", parents=[y], help="YOLO detection dataset; val from another seed and light"
     )
-    ds_sub.add_parser(
+    sh = ds_sub.add_parser(
         "shelf", parents=[y], help="YOLO hand/product dataset from the shelf cameras; val held out"
+    )
+    sh.add_argument(
+        "--crop",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="write a PX-square crop around a hand from each frame (train at input PX, run the "
+        "model on whole frames at full resolution)",
     )
     mo = ds_sub.add_parser("mot", help="one camera's MOT-format sequence with ground truth")
     mo.add_argument("out", help="output folder")
@@ -460,6 +468,7 @@ def _dataset(args: argparse.Namespace) -> int:
             train_lighting=[x.strip() for x in args.train_lighting.split(",") if x.strip()],
             val_lighting=args.val_lighting,
             colour=args.colour,
+            **({"crop_px": args.crop} if args.dataset == "shelf" else {}),
         )
         print(f"YOLO dataset at {done.out_dir}: images {done.images}, boxes {done.boxes}")
         return 0
