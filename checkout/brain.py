@@ -40,6 +40,7 @@ from checkout.fusion import (
     reach_score_m,
     speed_m_s,
 )
+from checkout.identity import IdentityKeeper
 from checkout.ids import derived_id
 from checkout.ledger import Ledger, SessionRecord, ShelfDecision
 from checkout.receipts import build_receipt
@@ -47,6 +48,7 @@ from checkout.sessions import SessionBook, session_id_for
 from checkout.settings import BrainSettings
 from checkout.sightings import Sightings
 from checkout.tracks import TrackHistory
+from checkout.witness import Witness
 from iot.bus import Inbox, Message, Transport, publish
 from iot.payloads import (
     CartEvent,
@@ -95,6 +97,8 @@ class StoreBrain:
         self.clock_s = -math.inf
         self.tracks = TrackHistory(self.settings.track_retention_s)
         self.book = SessionBook(store, self.tracks, self.settings)
+        self.keeper = IdentityKeeper(self.book, self.tracks, self.settings)
+        self.witness = Witness(self.book, self.tracks, self.settings)
         self.receipts: list[Receipt] = []
         self.inbox: Inbox | None = None
         self._counts: Counter[str] = Counter()
@@ -251,6 +255,9 @@ class StoreBrain:
                 self._announce_bound(record, batch.event_time_s)
             elif self.book.continue_track(track_id) is not None:
                 self._counts["tracks_stitched"] += 1
+        self.book.learn_looks(batch)
+        if self.settings.look_attribution and self.settings.look_rebind:
+            self._counts["tracks_moved_by_look"] += len(self.keeper.check(batch))
         self._advance(batch.event_time_s)
 
     def _on_shelf(self, msg: Message) -> None:
@@ -327,6 +334,9 @@ class StoreBrain:
         exit_ = msg.payload
         assert isinstance(exit_, GateExit)
         record, why = self.book.match_exit(exit_)
+        if exit_.token is None and record is None:
+            record, why = self.witness.exit(exit_, why)
+            self._counts["exits_named_by_look"] += record is not None
         if record is None:
             self._counts["unmatched_exits"] += 1
             log.warning("exit %s at %.2f matched no session: %s", exit_.id, exit_.event_time_s, why)
@@ -449,25 +459,36 @@ class StoreBrain:
 
             reach = self.store.reach_m
         distances: dict[str, float] = {}
-        for s in self.book.in_store_during(t0, t1):
+        near: list[tuple[float, str, str | None]] = []  # (distance, track, its visit)
+        inside = self.book.in_store_during(t0, t1)
+        for s in inside:
             assert s.track_id is not None
             d = distance(s.track_id, gap)
             if d is not None:
                 distances[s.session_id] = d
-        bound = self.book.bound_tracks()
-        rivals = [
-            d
+                near.append((d, s.track_id, s.session_id))
+        # a track whose visit has left stands for nobody: it followed someone else out
+        bound = {s.track_id for s in inside}
+        rivals = {
+            tid: d
             for tid in self.tracks.track_ids()
             if tid not in bound and (d := distance(tid, 0.0)) is not None
-        ]
-        return attribute(
+        }
+        near += [(d, tid, None) for tid, d in rivals.items()]
+        who = attribute(
             distances,
             reach_m=reach,
             margin_m=self.settings.reach_margin_m,
             sure_margin_m=self.settings.sure_margin_m,
             single_confidence=self.settings.single_candidate_confidence,
-            rivals_m=rivals,
+            rivals_m=rivals.values(),
         )
+        in_reach = [n for n in near if n[0] <= reach + self.settings.reach_margin_m]
+        if not in_reach:
+            return who
+        by_look = self.witness.act(who, min(in_reach), (t0, t1))
+        self._counts["events_named_by_look"] += by_look is not who
+        return by_look
 
     def _track_distance(
         self, track_id: str, plate_id: str, t0: float, t1: float, gap: float

@@ -14,11 +14,14 @@ from __future__ import annotations
 import logging
 import math
 
+import numpy as np
+
 from checkout.ids import derived_id
 from checkout.ledger import SessionRecord
+from checkout.looks import Enrolment
 from checkout.settings import BrainSettings
 from checkout.tracks import FirstSeen, TrackHistory, segment_distance_m
-from iot.payloads import GateEntry, GateExit
+from iot.payloads import GateEntry, GateExit, TrackBatch
 from iot.store import Store
 
 __all__ = ["SessionBook", "session_id_for"]
@@ -39,6 +42,7 @@ class SessionBook:
         self.tracks = tracks
         self.settings = settings
         self.sessions: dict[str, SessionRecord] = {}
+        self.enrolments: dict[str, Enrolment] = {}  # session id -> its look, being learnt
         self._entry_centres = [g.centre_m for g in store.gates("entry")]
         self._exit_lines = [g.line_m for g in store.gates("exit")]
 
@@ -161,7 +165,36 @@ class SessionBook:
     def _bind(self, record: SessionRecord, track_id: str) -> None:
         record.track_id = track_id
         record.state = "bound"
+        self.enrolments[record.session_id] = Enrolment(track_id, record.entered_s)
         log.info("session %s bound to track %s", record.session_id, track_id)
+
+    # --- looks ---
+
+    def learn_looks(self, batch: TrackBatch) -> None:
+        """Enrol visits' looks from the tracks bound to them at the entry (checkout.looks)."""
+        s = self.settings
+        learning = {
+            e.track_id: e
+            for sid, e in self.enrolments.items()
+            if len(e.looks) < s.enrol_looks and sid in self.sessions
+        }
+        for p in batch.tracks:
+            e = learning.get(p.track_id)
+            if e is not None and p.look is not None:
+                look = np.asarray(p.look, dtype=np.float32)
+                norm = float(np.linalg.norm(look))
+                if math.isfinite(norm) and norm > 1e-6:
+                    e.add(
+                        batch.event_time_s,
+                        look / norm,
+                        most=s.enrol_looks,
+                        window_s=s.enrol_window_s,
+                    )
+
+    def look_of(self, session_id: str) -> np.ndarray | None:
+        """A visit's enrolled look, once it has enough clear looks."""
+        e = self.enrolments.get(session_id)
+        return None if e is None else e.vector(self.settings.enrol_min_looks)
 
     def _born_at_entry(self, track_id: str) -> bool:
         first = self.tracks.first_seen(track_id)
@@ -267,6 +300,22 @@ class SessionBook:
         )
         return record, "no track at the exit; the visit whose track was lost best explains it"
 
+    def track_at_exit(self, exit_: GateExit, within_m: float | None = None) -> str | None:
+        """The track nearest the exit gate line at the exit time (within ``within_m``,
+        default exit_radius_m)."""
+        limit = self.settings.exit_radius_m if within_m is None else within_m
+        best: tuple[float, str] | None = None
+        for track_id in self.tracks.track_ids():
+            where = self.tracks.position_at(
+                track_id, exit_.event_time_s, self.settings.position_gap_s
+            )
+            if where is None:
+                continue
+            d = min(segment_distance_m(where, line) for line in self._exit_lines)
+            if d <= limit and (best is None or (d, track_id) < best):
+                best = (d, track_id)
+        return None if best is None else best[1]
+
     def _unbound_track_at_exit(self, exit_: GateExit) -> FirstSeen | None:
         """Where the unbound track at the exit gate at exit time was first seen, if one is."""
         bound = self.bound_tracks()
@@ -292,3 +341,4 @@ class SessionBook:
 
     def forget(self, session_id: str) -> None:
         self.sessions.pop(session_id, None)
+        self.enrolments.pop(session_id, None)

@@ -130,6 +130,82 @@ class BrainSettings(BaseModel):
         le=1,
         description="Attribution confidence when only one shopper is in reach.",
     )
+    # --- who by look (checkout/looks.py) ---
+    look_attribution: bool = Field(
+        default=True,
+        description="Check who stood at the hand by look against each visit's enrolled look "
+        "(needs tracks that carry looks; without them attribution is by position alone).",
+    )
+    enrol_looks: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description="A visit's look is the mean of at most this many clear looks of the track "
+        "bound to it at the entry...",
+    )
+    enrol_min_looks: int = Field(
+        default=3, ge=1, le=100, description="...and it has a look only with at least this many..."
+    )
+    enrol_window_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="...taken within this long of the scan-in (later, the track may have slid "
+        "onto someone else).",
+    )
+    look_window_s: float = Field(
+        default=4.0,
+        ge=0,
+        le=60,
+        description="The look of the track at the hand is taken from its clear looks at most "
+        "this long before or after the shelf event.",
+    )
+    look_samples: int = Field(
+        default=5, ge=1, le=100, description="...the ones nearest the event, at most this many."
+    )
+    look_keep_prior: float = Field(
+        default=0.9,
+        gt=0,
+        lt=1,
+        description="Belief, before looks are weighed, that the track at the hand is the visit "
+        "it is bound to; the rest is shared by the other visits in the store.",
+    )
+    look_strong_odds: float = Field(
+        default=10.0,
+        ge=1,
+        description="Looks name another visit only on positive evidence: its own look fits "
+        "the person this many times likelier than a stranger's would, or (a visit with no "
+        "learnt look) the track's own visit fits this many times less likely.",
+    )
+    look_min_belief: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Looks take an act from the track's own visit only for a visit they make "
+        "at least this likely.",
+    )
+    look_rebind: bool = Field(
+        default=False,
+        description="Move camera tracks to the visit their looks fit (checkout/identity.py). "
+        "Off: on busy seed 101 it cost receipts (0.867 -> 0.850) and changed nothing on seed "
+        "23; a visit's enrolled look is not yet clean enough to move whole tracks on.",
+    )
+    rebind_looks: int = Field(
+        default=3,
+        ge=1,
+        le=50,
+        description="A camera track is moved to the visit it looks like on the mean of its "
+        "last this many clear looks...",
+    )
+    rebind_window_s: float = Field(
+        default=3.0, gt=0, le=60, description="...sent within this many seconds..."
+    )
+    rebind_hold_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description="...and at most once in this many seconds (evidence must build up again).",
+    )
     # --- weight interpretation ---
     weight_floor_sigma_g: float = Field(
         default=2.0,

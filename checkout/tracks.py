@@ -17,11 +17,16 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from iot.payloads import TrackBatch
+import numpy as np
 
-__all__ = ["FirstSeen", "TrackHistory", "segment_distance_m"]
+from iot.payloads import TrackBatch, TrackPoint
+
+__all__ = ["FirstSeen", "LookSample", "TrackHistory", "segment_distance_m"]
 
 Sample = tuple[float, float, float]  # (event_time_s, x_m, y_m)
+# (event_time_s, the camera track id that sent it, unit look): a stitched track's
+# looks keep the id of the piece they came from, which may be another person
+LookSample = tuple[float, str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,8 @@ class _Track:
     first: FirstSeen
     samples: deque[Sample] = field(default_factory=deque)
     ended_s: float | None = None
+    looks: deque[LookSample] = field(default_factory=deque)
+    piece: str | None = None  # the camera track that fed this series last
 
 
 class TrackHistory:
@@ -59,6 +66,7 @@ class TrackHistory:
         self._tracks: dict[str, _Track] = {}
         # a camera track that continues a lost one is filed under the lost one's id
         self._alias: dict[str, str] = {}
+        self._pinned: dict[str, str] = {}  # series -> the camera track last refiled into it
         self.latest_s = -math.inf
 
     def __len__(self) -> int:
@@ -74,17 +82,77 @@ class TrackHistory:
             for p in batch.tracks
             if p.track_id not in self._tracks and p.track_id not in self._alias
         ]
-        for p in batch.tracks:
-            self.add(batch.event_time_s, self.canonical(p.track_id), p.x_m, p.y_m)
+        for p in self._one_piece_each(batch):
+            series = self.canonical(p.track_id)
+            self.add(batch.event_time_s, series, p.x_m, p.y_m)
+            self._tracks[series].piece = p.track_id
+            if p.look is not None:
+                self.add_look(batch.event_time_s, p.track_id, p.look)
         for track_id in batch.ended:
             track = self._tracks.get(self.canonical(track_id))
             if track is not None:
                 track.ended_s = batch.event_time_s
         return new
 
+    def _one_piece_each(self, batch: TrackBatch) -> list[TrackPoint]:
+        """At most one point per time series: two live pieces of one series are two people.
+
+        A stitched piece and the track it continues can both be live (the lost
+        track came back, or the two were one person seen twice). One series must
+        not mix two positions, so the piece that continues the series' last
+        position keeps it; a stitched piece that loses is let go, and is its own
+        track from now on.
+        """
+        pieces: dict[str, list[TrackPoint]] = {}
+        for p in batch.tracks:
+            pieces.setdefault(self.canonical(p.track_id), []).append(p)
+        kept: list[TrackPoint] = []
+        for series, points in pieces.items():
+            if len(points) > 1:
+                last = self.last_sample(series)
+                pinned = self._pinned.get(series)
+                points.sort(
+                    key=lambda p: (
+                        p.track_id != pinned,
+                        0.0 if last is None else math.hypot(p.x_m - last[1], p.y_m - last[2]),
+                        p.track_id != series,
+                    )
+                )
+                for loser in points[1:]:
+                    self._alias.pop(loser.track_id, None)
+                    if loser.track_id != series:
+                        kept.append(loser)  # its own series from now on
+            kept.append(points[0])
+        return kept
+
     def canonical(self, track_id: str) -> str:
-        """The id a track's samples are filed under (itself unless it was stitched)."""
+        """The series a camera track's samples are filed under (its own unless moved)."""
         return self._alias.get(track_id, track_id)
+
+    def refile(self, track_id: str, into_id: str | None, *, create: bool = False) -> None:
+        """From now on, file camera track ``track_id`` under series ``into_id`` (None: its own).
+
+        For a track found to follow another visit's shopper: its samples so far
+        stay where they were (they were that series' best guess then); new ones
+        go to the series of the person it follows now, and it wins that series
+        over any other piece live at once. ``create``: ``into_id`` is a new
+        series, started by the track's next sample.
+        """
+        if into_id is None or into_id == track_id:
+            self._alias.pop(track_id, None)
+            self._pinned[track_id] = track_id
+            return
+        if into_id not in self._tracks and not create:
+            raise KeyError(f"cannot refile {track_id!r} into unknown series {into_id!r}")
+        self._alias[track_id] = into_id
+        self._pinned[into_id] = track_id
+        if into_id in self._tracks:
+            self._tracks[into_id].ended_s = None
+
+    def piece(self, series_id: str) -> str | None:
+        """The camera track that fed a series last (None if none)."""
+        track = self._tracks.get(series_id)
+        return None if track is None else track.piece
 
     def stitch(self, new_id: str, into_id: str) -> None:
         """File ``new_id`` (its samples so far and all to come) under ``into_id``.
@@ -105,19 +173,25 @@ class TrackHistory:
         if moved is not None:
             for sample in moved.samples:
                 self.add(sample[0], target, sample[1], sample[2])
+            dest.looks.extend(moved.looks)
+            dest.looks = deque(sorted(dest.looks, key=lambda x: x[0]), maxlen=self.max_samples)
             if moved.ended_s is not None:
                 dest.ended_s = moved.ended_s
 
     def last_sample(self, track_id: str) -> Sample | None:
-        """The newest (time, x, y) of a track."""
-        track = self._tracks.get(self.canonical(track_id))
+        """The newest (time, x, y) of a track (a time series' id, not a piece's)."""
+        track = self._tracks.get(track_id)
         return track.samples[-1] if track and track.samples else None
 
     def add(self, time_s: float, track_id: str, x_m: float, y_m: float) -> None:
         """Record one position; samples older than the track's newest are inserted in order."""
         track = self._tracks.get(track_id)
         if track is None:
-            track = _Track(FirstSeen(time_s, x_m, y_m), deque(maxlen=self.max_samples))
+            track = _Track(
+                FirstSeen(time_s, x_m, y_m),
+                deque(maxlen=self.max_samples),
+                looks=deque(maxlen=self.max_samples),
+            )
             self._tracks[track_id] = track
         elif time_s < track.first.time_s:
             track.first = FirstSeen(time_s, x_m, y_m)
@@ -130,6 +204,24 @@ class TrackHistory:
         else:
             samples.append((time_s, x_m, y_m))
         self.latest_s = max(self.latest_s, time_s)
+
+    def add_look(self, time_s: float, track_id: str, look: list[float]) -> None:
+        """Keep a camera track's look (filed under its canonical id, tagged with its own)."""
+        track = self._tracks.get(self.canonical(track_id))
+        if track is None:
+            return
+        v = np.asarray(look, dtype=np.float32)
+        norm = float(np.linalg.norm(v))
+        if not math.isfinite(norm) or norm < 1e-6:
+            return
+        track.looks.append((time_s, track_id, v / norm))
+
+    def looks(self, track_id: str, t0_s: float, t1_s: float) -> list[LookSample]:
+        """Looks of a track (a time series' id) with ``t0_s <= t <= t1_s``, oldest first."""
+        track = self._tracks.get(track_id)
+        if track is None:
+            return []
+        return [x for x in track.looks if t0_s <= x[0] <= t1_s]
 
     def first_seen(self, track_id: str) -> FirstSeen | None:
         track = self._tracks.get(track_id)
@@ -175,6 +267,8 @@ class TrackHistory:
         for track_id, track in self._tracks.items():
             while track.samples and track.samples[0][0] < horizon:
                 track.samples.popleft()
+            while track.looks and track.looks[0][0] < horizon:
+                track.looks.popleft()
             if not track.samples:
                 gone.append(track_id)
         for track_id in gone:
@@ -182,6 +276,7 @@ class TrackHistory:
         if gone:
             dropped = set(gone)
             self._alias = {k: v for k, v in self._alias.items() if v not in dropped}
+            self._pinned = {k: v for k, v in self._pinned.items() if k not in dropped}
         return len(gone)
 
     def sample_count(self) -> int:

@@ -100,6 +100,14 @@ class TrackPoint(BaseModel):
     x_m: FloorCoord
     y_m: FloorCoord
     confidence: Confidence = 1.0
+    look: list[Annotated[float, Field(ge=-1.0, le=1.0)]] | None = Field(
+        default=None,
+        min_length=4,
+        max_length=256,
+        description="The person's look this instant: a unit-length appearance vector from the "
+        "edge's re-identification model (never an image), sent only while the person stands "
+        "clear of others. Comparable only with looks from the same model.",
+    )
 
 
 class TrackBatch(Event):

@@ -92,6 +92,7 @@ def run_eval(
     models: dict[str, str] | None = None,
     ceiling: Callable[[Twin, Transport], Ceiling] | None = None,
     shelves: Callable[[Twin, Transport], Shelves] | None = None,
+    on_brain: Callable[[StoreBrain], None] | None = None,
 ) -> EvalResult:
     """Run one scenario end to end in simulated time and score it.
 
@@ -105,6 +106,7 @@ def run_eval(
     ``ceiling``: builds a stand-in for the rendered ceiling cameras (used with
     ``positioning="cameras"``; ``smartstore.fusion_replay`` replays recorded detections);
     ``shelves`` likewise for the shelf cameras (replays their recorded events).
+    ``on_brain``: called with the started brain (diagnostics attach probes there).
     """
     manifests: dict[str, str | Path] = {"ceiling": CEILING_MANIFEST, "shelf": SHELF_MANIFEST}
     manifests.update(models or {})
@@ -120,30 +122,21 @@ def run_eval(
     twin = Twin(store, scenario, positioning_feed=positioning == "simulated")
     clock = SimClock(twin.start_s)
     transport = LocalTransport()
-    cameras: Ceiling | None = (
-        ceiling(twin, transport)
-        if ceiling is not None and positioning == "cameras"
-        else CameraPositioning(
-            twin,
-            transport,
-            fps=camera_fps,
-            lighting=lighting,
-            manifest=manifests["ceiling"],
-        )
-        if positioning == "cameras"
-        else None
+    cameras, shelf_cams = _vision(
+        twin,
+        transport,
+        (positioning, interactions),
+        manifests,
+        fps=camera_fps,
+        lighting=lighting,
+        stand_ins=(ceiling, shelves),
     )
-    shelf_cams: Shelves | None = None
-    if interactions == "cameras":
-        shelf_cams = (
-            shelves(twin, transport)
-            if shelves is not None
-            else ShelfCameras(twin, transport, lighting=lighting, manifest=manifests["shelf"])
-        )
     with tempfile.TemporaryDirectory(prefix="smartstore-eval-") as tmp:
         ledger = Ledger(str(db_path or Path(tmp) / "ledger.sqlite"))
         brain = StoreBrain(store, transport, ledger, settings=settings or BrainSettings())
         brain.start()
+        if on_brain is not None:
+            on_brain(brain)
         adapter = ShelfAdapter(store, transport, now=clock)
         adapter.start()
         try:
@@ -171,6 +164,39 @@ def run_eval(
     if shelf_cams is not None:
         result.shelf_cameras = shelf_cams.report()
     return result
+
+
+def _vision(
+    twin: Twin,
+    transport: Transport,
+    modes: tuple[str, str],
+    manifests: dict[str, str | Path],
+    *,
+    fps: float,
+    lighting: str,
+    stand_ins: tuple[
+        Callable[[Twin, Transport], Ceiling] | None, Callable[[Twin, Transport], Shelves] | None
+    ],
+) -> tuple[Ceiling | None, Shelves | None]:
+    """The ceiling and shelf camera paths a run's modes ask for (stand-ins where given)."""
+    (positioning, interactions), (ceiling, shelves) = modes, stand_ins
+    cameras: Ceiling | None = None
+    if positioning == "cameras":
+        cameras = (
+            ceiling(twin, transport)
+            if ceiling is not None
+            else CameraPositioning(
+                twin, transport, fps=fps, lighting=lighting, manifest=manifests["ceiling"]
+            )
+        )
+    shelf_cams: Shelves | None = None
+    if interactions == "cameras":
+        shelf_cams = (
+            shelves(twin, transport)
+            if shelves is not None
+            else ShelfCameras(twin, transport, lighting=lighting, manifest=manifests["shelf"])
+        )
+    return cameras, shelf_cams
 
 
 def _drive(

@@ -52,6 +52,7 @@ from sim.scoring import format_table
 from sim.twin import Twin
 from smartstore.cameras import CameraPositioning, ShelfCameras
 from smartstore.evaluate import run_eval
+from smartstore.replay_why import IdentityProbe, explain, tally
 from smartstore.track_eval import Points, score_floor_tracks, true_positions
 from vision import ceiling
 from vision.appearance import describe_person
@@ -281,12 +282,19 @@ def replay_eval(
     brain_spec: str,
     shelf_recording: Path | None = None,
     reid: Path | None = None,
+    *,
+    why: bool = False,
 ) -> int:
-    """``smartstore eval`` with the ceiling cameras replayed: receipts scored, misses listed."""
+    """``smartstore eval`` with the ceiling cameras replayed: receipts scored, misses listed.
+
+    ``why``: also say, for each reach of a wrong visit, what the tracks were doing
+    (``smartstore.replay_why``).
+    """
     payload = pickle.loads(recording.read_bytes())  # our own recording, not input
     settings = _settings(spec)
     shelves = None if shelf_recording is None else pickle.loads(shelf_recording.read_bytes())
     brain = BrainSettings().model_copy(update=json.loads(brain_spec))
+    probe = IdentityProbe() if why else None
     with tempfile.TemporaryDirectory() as tmp:
         truth = Path(tmp) / "truth.json"
         result = run_eval(
@@ -304,6 +312,7 @@ def replay_eval(
             shelves=None
             if shelves is None
             else lambda _, transport: RecordedShelves(shelves, transport),
+            on_brain=None if probe is None else probe.attach,
         )
         truth_data = json.loads(truth.read_text())
         visits, interactions = truth_data["visits"], truth_data["interactions"]
@@ -320,15 +329,22 @@ def replay_eval(
             flag = "missing" if r is None else ("review" if r.needs_review else "SILENT")
             print(f"{v['token']:>12} {flag:7} want {want} got {got}")
     causes: dict[str, int] = {}
+    twin = _twin(payload["scenario"], payload["seed"]) if probe is not None else None
+    situations: list[str] = []
     for act in interactions:
-        cause = _who_got(act, decisions, tokens)
+        event_id, cause = _who_got(act, decisions, tokens)
         if act["token"] in wrong and cause != "right":
             causes[cause.split(" ")[0]] = causes.get(cause.split(" ")[0], 0) + 1
             print(
                 f"   {act['token']} {act['action']} {act['sku']} on {act['plate_id']} "
                 f"at {act['started_s'] - payload_start(visits):.1f}: {cause}"
             )
+            if probe is not None and twin is not None:
+                situations.append(explain(probe, twin, act, event_id, tokens))
+                print(f"      tracks: {situations[-1]}")
     print("reaches of wrong visits, by what went wrong:", causes)
+    if situations:
+        print("their track situations:", dict(tally(situations)))
     print(format_table(result.metrics))
     return 0
 
@@ -351,20 +367,22 @@ def _who_got(
     act: dict[str, Any],
     decisions: list[tuple[str, str | None, str, str, float]],
     tokens: dict[str, str],
-) -> str:
-    """What the brain made of one true reach: its shelf event's outcome and visit."""
+) -> tuple[str | None, str]:
+    """What the brain made of one true reach: its shelf event's id, outcome and visit."""
     near = [
         d
         for d in decisions
         if f":{act['plate_id']}:" in d[0] and act["started_s"] - 0.5 <= d[4] <= act["ended_s"] + 4.0
     ]
     if not near:
-        return "no-event (the shelf saw nothing)"
-    _, session_id, outcome, reason, _ = min(near, key=lambda d: abs(d[4] - act["ended_s"]))
+        return None, "no-event (the shelf saw nothing)"
+    event_id, session_id, outcome, reason, _ = min(near, key=lambda d: abs(d[4] - act["ended_s"]))
     if outcome != "cart":
-        return f"{outcome} ({reason[:80]})"
+        return event_id, f"{outcome} ({reason[:80]})"
     who = tokens.get(session_id or "", session_id)
-    return "right" if who == act["token"] else f"other-visit {who} ({reason[-90:]})"
+    if who == act["token"]:
+        return event_id, "right"
+    return event_id, f"other-visit {who} ({reason[-90:]})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -390,9 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--shelves", type=Path, help="a record-shelves recording (default: none)")
     e.add_argument("--brain", default="{}", help="BrainSettings overrides as JSON")
     e.add_argument("--reid", type=Path, help="a re-id ONNX: looks from the recorded crops")
+    e.add_argument("--why", action="store_true", help="say what the tracks did at each miss")
     args = p.parse_args(argv)
     if args.command == "eval":
-        return replay_eval(args.recording, args.overrides, args.brain, args.shelves, args.reid)
+        return replay_eval(
+            args.recording, args.overrides, args.brain, args.shelves, args.reid, why=args.why
+        )
     if args.command == "record-shelves":
         return record_shelves(args.scenario, args.seed, args.lighting, args.out)
     if args.command == "record":

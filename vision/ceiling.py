@@ -81,11 +81,24 @@ def to_track_batch(update: FloorUpdate, device_id: str, batch_no: int) -> TrackB
         event_time_s=update.time_s,
         device_id=device_id,
         tracks=[
-            TrackPoint(track_id=t.track_id, x_m=t.x_m, y_m=t.y_m, confidence=t.confidence)
+            TrackPoint(
+                track_id=t.track_id,
+                x_m=t.x_m,
+                y_m=t.y_m,
+                confidence=t.confidence,
+                look=_wire_look(t.look),
+            )
             for t in update.tracks
         ],
         ended=list(update.ended),
     )
+
+
+def _wire_look(look: np.ndarray | None) -> list[float] | None:
+    """A look for the bus: rounded (3 decimals carry what a cosine needs), or None."""
+    if look is None or look.size < 4:
+        return None
+    return [round(float(v), 3) for v in np.clip(look, -1.0, 1.0)]
 
 
 class CeilingTracker:

@@ -147,6 +147,8 @@ class FloorTrack:
     born_at_entry: bool
     unseen_s: float
     cameras: tuple[str, ...]
+    # the person's look this instant, if seen clear of others and off the gates (else None)
+    look: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def confidence(self) -> float:
@@ -196,6 +198,7 @@ class _StoreTrack:
     recent: np.ndarray | None = None
     recent_n: int = 0
     met_s: dict[int, float] = field(default_factory=dict)  # other track number -> last close
+    clear_look: np.ndarray | None = None  # this step's look, if clear of others and off the gates
 
     @property
     def pos(self) -> np.ndarray:
@@ -285,6 +288,7 @@ class FloorFusion:
         t.P = (np.eye(4) - gain @ h) @ t.P
 
     def _learn_look(self, t: _StoreTrack, obs: list[CameraObservation]) -> None:
+        t.clear_look = None
         looks = [o.look for o in obs if o.look is not None]
         if not looks:
             return
@@ -301,7 +305,10 @@ class FloorFusion:
         t.look = _unit(mixed)
         if crowded:
             return
-        if t.anchor_n < s.anchor_looks and not self._near_gate(t):
+        near_gate = self._near_gate(t)
+        if not near_gate:
+            t.clear_look = _unit(new)
+        if t.anchor_n < s.anchor_looks and not near_gate:
             t.anchor = _unit(new if t.anchor is None else t.anchor * t.anchor_n + new)
             t.anchor_n += 1
         # a short memory: what the person looks like now, not since the track began
@@ -593,4 +600,5 @@ class FloorFusion:
             born_at_entry=t.born_at_entry,
             unseen_s=float(time_s - t.last_seen_s),
             cameras=t.cameras,
+            look=t.clear_look if t.last_seen_s == time_s else None,
         )

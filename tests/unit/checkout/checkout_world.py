@@ -7,6 +7,7 @@ their settle time, and exits. Nothing here imports ``sim``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -74,6 +75,8 @@ class World:
     events: list[tuple[float, int, Event]] = field(default_factory=list)
     now_s: float = T0
     seen: list[tuple[str, bytes]] = field(default_factory=list)
+    # track id -> its look at a time (seconds after T0), None while it sends none
+    looks: dict[str, Callable[[float], list[float] | None]] = field(default_factory=dict)
     _n: int = 0
 
     def walk(self, track_id: str, *waypoints: tuple[float, float, float]) -> None:
@@ -149,7 +152,8 @@ class World:
             xy = self.position(track_id, t)
             if xy is not None:
                 x, y = xy + self.rng.normal(0.0, self.noise_m, 2)
-                points.append(TrackPoint(track_id=track_id, x_m=float(x), y_m=float(y)))
+                look = self.looks[track_id](t - T0) if track_id in self.looks else None
+                points.append(TrackPoint(track_id=track_id, x_m=float(x), y_m=float(y), look=look))
             elif path[-1][0] < t <= path[-1][0] + step_s:
                 ended.append(track_id)
         if points or ended:

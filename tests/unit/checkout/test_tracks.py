@@ -93,3 +93,48 @@ def test_stitching_files_a_successor_under_the_lost_track() -> None:
     assert h.last_sample("old") == (T0 + 12.2, 2.1, 1.0) and h.ended_s("old") == T0 + 12.2
     with pytest.raises(KeyError):
         h.stitch("x", "unknown")
+
+
+def test_two_live_pieces_of_one_series_keep_the_one_that_continues_it() -> None:
+    h = TrackHistory()
+    h.observe(batch(T0, {"old": (1.0, 1.0)}))
+    h.add(T0 + 1.0, "new", 1.1, 1.0)
+    h.stitch("new", "old")
+    # the lost track is back, far away: one series cannot be two places at once
+    h.observe(batch(T0 + 1.2, {"old": (5.0, 5.0), "new": (1.2, 1.0)}))
+    assert h.last_sample("old") == (T0 + 1.2, 1.2, 1.0)
+    # a stitched piece that loses is its own track from then on
+    h.observe(batch(T0 + 1.4, {"old": (1.3, 1.0), "new": (5.0, 5.0)}))
+    assert h.last_sample("old") == (T0 + 1.4, 1.3, 1.0)
+    assert h.last_sample("new") == (T0 + 1.4, 5.0, 5.0) and h.canonical("new") == "new"
+
+
+def test_refiled_track_feeds_the_other_series_from_then_on() -> None:
+    h = TrackHistory()
+    h.observe(batch(T0, {"a": (1.0, 1.0), "b": (3.0, 1.0)}))
+    h.refile("a", "b")  # track a follows b's shopper now
+    h.refile("b", "a~", create=True)  # and b is let go
+    h.observe(batch(T0 + 0.2, {"a": (2.9, 1.0), "b": (1.1, 1.0)}))
+    assert h.last_sample("b") == (T0 + 0.2, 2.9, 1.0)
+    assert h.last_sample("a") == (T0, 1.0, 1.0)  # a's series keeps its past, gets no more
+    assert h.last_sample("a~") == (T0 + 0.2, 1.1, 1.0)
+    with pytest.raises(KeyError):
+        h.refile("a", "unknown")
+
+
+def test_looks_are_kept_with_the_piece_that_sent_them_and_pruned() -> None:
+    h = TrackHistory(retention_s=10.0)
+    look = [0.6, 0.8, 0.0, 0.0]
+    h.observe(
+        TrackBatch(
+            id="l1",
+            event_time_s=T0,
+            device_id="cam",
+            tracks=[TrackPoint(track_id="a", x_m=1.0, y_m=1.0, look=look)],
+        )
+    )
+    ((t, piece, v),) = h.looks("a", T0 - 1.0, T0 + 1.0)
+    assert (t, piece) == (T0, "a") and v.tolist() == pytest.approx(look)
+    h.observe(batch(T0 + 20.0, {"a": (1.0, 1.0)}))
+    h.prune(T0 + 20.0)
+    assert h.looks("a", T0 - 1.0, T0 + 30.0) == []
