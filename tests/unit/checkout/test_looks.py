@@ -139,3 +139,41 @@ def test_without_looks_positions_decide(make_world) -> None:
     got = _two_shoppers_swap(make_world, BrainSettings(look_attribution=False))
     assert got[session_id_for("tok-a")] == ([("SKU001", 1)], 18.0)
     assert got[session_id_for("tok-b")] == ([], 21.0)
+
+
+def test_an_exit_no_position_explains_closes_the_visit_the_walker_looks_like(make_world) -> None:
+    """Track a slid onto somebody else, who stays; shopper A walks out on a track of nobody's."""
+    world = make_world()
+    world.walk("trk-a", (0.5, 1.8, 0.6), (4.0, 3.0, 2.9), (40.0, 3.0, 2.9))
+    world.walk("trk-b", (3.5, 1.8, 0.6), (6.0, 6.0, 2.9), (40.0, 6.0, 2.9))
+    world.walk("trk-x", (24.0, 12.0, 3.0), (28.0, 14.2, 0.6))
+    look_a, look_b, look_c = unit(0, 0.05, 1), unit(1, 0.05, 2), unit(2, 0.05, 3)
+
+    def look(early: np.ndarray, late: np.ndarray):
+        return lambda t: (
+            None if t < 2.0 else [round(float(v), 3) for v in (early if t < 15 else late)]
+        )
+
+    world.looks = {
+        "trk-a": look(look_a, look_c),  # from 15 s on, track a follows a shopper nobody enrolled
+        "trk-b": look(look_b, look_b),
+        "trk-x": look(look_a, look_a),
+    }
+    world.entry(1.0, "tok-a")
+    world.entry(4.0, "tok-b")
+    world.exit(28.0)
+    world.run(31.0)
+    (receipt,) = world.brain.receipts
+    assert receipt.session_id == session_id_for("tok-a") and receipt.needs_review
+    assert any("at the gate looks like" in r for r in receipt.review_reasons)
+    assert world.brain.stats()["exits_named_by_look"] == 1
+
+
+def test_without_looks_that_exit_closes_nobody(make_world) -> None:
+    world = make_world(settings=BrainSettings(look_attribution=False))
+    world.walk("trk-a", (0.5, 1.8, 0.6), (4.0, 3.0, 2.9), (40.0, 3.0, 2.9))
+    world.walk("trk-x", (24.0, 12.0, 3.0), (28.0, 14.2, 0.6))
+    world.entry(1.0, "tok-a")
+    world.exit(28.0)
+    world.run(31.0)
+    assert world.brain.receipts == [] and world.brain.stats()["unmatched_exits"] == 1
