@@ -25,7 +25,9 @@ The receipts too (``smartstore eval`` with both camera paths replayed, about
 ``record`` also keeps each detection's re-id crop, so ``--reid`` replays the
 learned looks (``vision.reid``); without it the recorded colour histograms
 are used. ``eval`` lists each wrong receipt and what the brain did with each
-reach of that visit (charged right, to another visit, unattributed, unexplained).
+reach of that visit (charged right, to another visit, unattributed, unexplained);
+``--why`` adds what the tracks were doing at that moment (``smartstore.replay_why``:
+the actor under its own visit's track, another visit's, nobody's, or no track).
 """
 
 from __future__ import annotations
