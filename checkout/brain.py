@@ -111,6 +111,7 @@ class StoreBrain:
                 self._shelf_cameras.setdefault(cam.gondola, []).append(cam.id)
         self._pending: list[tuple[float, int, Message]] = []  # (due time, seq, shelf event or exit)
         self._seq = itertools.count()
+        self._waiting: dict[str, float] = {}  # shelf events put off for a sighting -> until
         self._lock = threading.RLock()  # handlers (broker thread) and tick (caller) take turns
         self._last_prune_s = -math.inf
         self._last_tick_s: float | None = None  # the composition root's clock, once it ticks
@@ -349,6 +350,9 @@ class StoreBrain:
     def _decide_shelf(self, msg: Message) -> None:
         ev = msg.payload
         assert isinstance(ev, ShelfEvent)
+        if self._await_sighting(ev, msg):
+            return
+        self._waiting.pop(ev.id, None)
         seen = self._sighting(ev)
         who = self._attribute(ev, seen)
         if who.session_id is None:
@@ -409,7 +413,27 @@ class StoreBrain:
         )
         self.ledger.save_session(other)
 
-    def _sighting(self, ev: ShelfEvent) -> Interaction | None:
+    def _await_sighting(self, ev: ShelfEvent, msg: Message) -> bool:
+        """Put the decision off (once) while the camera watching the plate may still report.
+
+        A camera's episode closes when the hand leaves the shelf, which can be
+        seconds after the weight settled (a hand that lingers); deciding before
+        it arrives would lose what the camera saw.
+        """
+        due = ev.event_time_s + self.settings.sighting_wait_s
+        if ev.id in self._waiting or self.clock_s >= due:
+            return False
+        gondola = self.store.plate(ev.plate_id)[0].id
+        watching = [
+            c for c in self._shelf_cameras.get(gondola, []) if c in self.sightings.cameras_up
+        ]
+        if not watching or self._sighting(ev, consume=False) is not None:
+            return False
+        self._waiting[ev.id] = due
+        heapq.heappush(self._pending, (due, next(self._seq), msg))
+        return True
+
+    def _sighting(self, ev: ShelfEvent, *, consume: bool = True) -> Interaction | None:
         """The shelf camera's episode of this act, if a camera saw it."""
         gondola = self.store.plate(ev.plate_id)[0].id
         seen = self.sightings.match(
@@ -420,8 +444,9 @@ class StoreBrain:
             started_s=ev.started_s,
             ended_s=ev.event_time_s,
             slack_s=self.settings.interaction_slack_s,
+            consume=consume,
         )
-        if seen is not None:
+        if seen is not None and consume:
             self._counts["shelf_events_seen"] += 1
         return seen
 

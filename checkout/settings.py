@@ -89,6 +89,14 @@ class BrainSettings(BaseModel):
         description="A shelf camera's interaction explains a shelf event if their event-time "
         "spans overlap, give or take this much.",
     )
+    sighting_wait_s: float = Field(
+        default=3.0,
+        ge=0,
+        le=30,
+        description="A shelf event on a gondola whose shelf camera is online waits at most this "
+        "long past its settle time for the camera's episode: a hand that lingers in the shelf "
+        "closes its episode after the weight has settled.",
+    )
     hand_reach_m: float = Field(
         default=0.8,
         gt=0,

@@ -47,6 +47,7 @@ class Sightings:
         self._used: set[str] = set()
         self._max = max_per_gondola
         self.cameras_down: dict[str, float] = {}  # camera id -> when it went offline
+        self.cameras_up: set[str] = set()  # cameras that said they are online, and since
 
     def add(self, interaction: Interaction) -> bool:
         """Keep an interaction; False if its id was seen before (a redelivery)."""
@@ -59,8 +60,10 @@ class Sightings:
     def camera_status(self, status: DeviceStatus) -> None:
         if status.state == "offline":
             self.cameras_down.setdefault(status.device_id, status.event_time_s)
+            self.cameras_up.discard(status.device_id)
         else:
             self.cameras_down.pop(status.device_id, None)
+            self.cameras_up.add(status.device_id)
 
     def match(
         self,
@@ -72,8 +75,10 @@ class Sightings:
         started_s: float,
         ended_s: float,
         slack_s: float,
+        consume: bool = True,
     ) -> Interaction | None:
-        """The unused interaction that best explains a shelf event, marked used."""
+        """The unused interaction that best explains a shelf event, marked used
+        (``consume`` False: only looked at)."""
         best: tuple[tuple[float, ...], Interaction] | None = None
         for i in self._by_gondola.get(gondola_id, ()):
             if i.id in self._used:
@@ -95,7 +100,8 @@ class Sightings:
                 best = (key, i)
         if best is None:
             return None
-        self._used.add(best[1].id)
+        if consume:
+            self._used.add(best[1].id)
         return best[1]
 
     def prune(self, now_s: float) -> None:

@@ -121,3 +121,25 @@ def test_a_sighting_from_a_camera_that_does_not_watch_the_plate_is_refused(
     w.at(1.0, bad)
     w.run(2.0)
     assert brain.stats()["dead_letters"] == 1 and brain.stats().get("interactions", 0) == 0
+
+
+@pytest.mark.parametrize(
+    ("online", "late_s", "counts"), [(True, 2.5, True), (True, 4.0, False), (False, 2.5, False)]
+)
+def test_a_hand_that_lingers_is_waited_for(
+    shared_store: Store, online: bool, late_s: float, counts: bool
+) -> None:
+    # the weight settles at 6.0 s, the hand leaves the shelf (its episode closes and is
+    # sent) late_s later: an online camera is waited for up to sighting_wait_s (3 s)
+    w, brain = world(shared_store)
+    w.walk("trk-a", (0.5, 1.8, 0.6), (4.0, *STAND), (14.0, *STAND), (20.0, *EXIT_XY))
+    w.entry(1.0, "tok-a")
+    if online:
+        w.at(2.0, DeviceStatus(id="h1", event_time_s=T0 + 2.0, device_id=CAMERA, state="online"))
+    w.at(6.0 + late_s, sighting("SKU031", STAND[0], t1=6.0 + late_s))
+    w.shelf("e1", PLATE, -522.5, 5.0, 6.0)
+    w.exit(20.0)
+    w.run(25.0)
+    [receipt] = brain.receipts
+    [line] = receipt.lines
+    assert (line.sku == "SKU031") is counts
