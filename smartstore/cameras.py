@@ -169,7 +169,10 @@ class ShelfCameras:
         if not fps > 0 or not 0 < idle_fps <= fps:
             raise ValueError(f"need fps > 0 and 0 < idle_fps <= fps, got {fps} and {idle_fps}")
         model = load_model(manifest, model_dir=model_dir_of(manifest))
-        detector = OnnxDetector.from_model(model, score_threshold=score_threshold, threads=threads)
+        # the pipeline balances each frame once (its product crops need it too)
+        detector = OnnxDetector.from_model(
+            model, balanced_upstream=True, score_threshold=score_threshold, threads=threads
+        )
         self.twin = twin
         store = twin.store
         self.renderer = ShelfRenderer(

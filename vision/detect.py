@@ -320,11 +320,16 @@ class OnnxDetector:
         self._warm_up()
 
     @classmethod
-    def from_model(cls, model: LoadedModel, **settings: Any) -> OnnxDetector:
+    def from_model(
+        cls, model: LoadedModel, *, balanced_upstream: bool = False, **settings: Any
+    ) -> OnnxDetector:
         """A detector for a verified registry model (see :func:`models.registry.load_model`).
 
         ``settings`` are the keyword arguments of the constructor other than the
-        ones the manifest fixes (decoder, input size, classes).
+        ones the manifest fixes (decoder, input size, classes, colour).
+        ``balanced_upstream``: the caller applies the manifest's colour step to
+        every frame itself (the shelf pipeline does, for its product crops), so
+        the detector must not apply it a second time.
         """
         manifest = model.manifest
         return cls(
@@ -332,7 +337,7 @@ class OnnxDetector:
             decoder=manifest.decoder,
             input_size=manifest.input_size,
             classes=model.classes,
-            colour=manifest.colour,
+            colour="none" if balanced_upstream else manifest.colour,
             **settings,
         )
 

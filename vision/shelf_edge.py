@@ -21,7 +21,7 @@ same normalisation), so product crops reach the SKU classifier balanced.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -41,7 +41,9 @@ from vision.shelf_interactions import (
     ZoneBoxes,
 )
 
-__all__ = ["ShelfVisionPipeline"]
+__all__ = ["RECENT_EVENTS", "ShelfVisionPipeline"]
+
+RECENT_EVENTS = 1000
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,8 @@ class ShelfVisionPipeline:
         self.gates = {cid: MotionGate(motion or MotionSettings()) for cid in self.camera_ids}
         self.last: dict[str, Detections] = {}
         self.counts: Counter[str] = Counter()
-        self.events: list[Interaction] = []
+        # the latest episodes, for inspection (the bus carries them all); bounded for long runs
+        self.events: deque[Interaction] = deque(maxlen=RECENT_EVENTS)
 
     def step(self, time_s: float, frames: Mapping[str, np.ndarray | None]) -> list[Interaction]:
         """One time step over the shelf cameras; returns (and publishes) closed episodes."""

@@ -176,3 +176,14 @@ def test_detector_refuses_unknown_decoder_and_missing_file(tmp_path: Path) -> No
         OnnxDetector(tmp_path / "m.onnx", decoder="ssd", input_size=416, classes=["p"])  # type: ignore[arg-type]
     with pytest.raises(FileNotFoundError, match=r"m\.onnx not found"):
         OnnxDetector(tmp_path / "m.onnx", decoder="yolox", input_size=416, classes=["p"])
+
+
+def test_a_detector_fed_balanced_frames_does_not_balance_them_again() -> None:
+    from models.registry import load_model, model_dir_of
+    from vision.detect import OnnxDetector
+
+    manifest = Path(__file__).resolve().parents[3] / "models" / "manifests" / "shelf_hands.yaml"
+    model = load_model(manifest, model_dir=model_dir_of(manifest))
+    assert model.manifest.colour == "grey_world"
+    assert OnnxDetector.from_model(model).colour == "grey_world"
+    assert OnnxDetector.from_model(model, balanced_upstream=True).colour == "none"
