@@ -22,7 +22,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -536,18 +536,16 @@ def _export_shelf_split(
             for t in times:
                 frame = renderer.render(twin, cam_id, t)
                 stem = f"{path.stem}_{k}_{cam_id}_{round((t - twin.start_s) * 1000):09d}"
-                image, lines = (
-                    (frame.image, shelf_label_lines(frame))
-                    if opts.crop_px is None
-                    else shelf_crop(frame, opts.crop_px, rng)
-                )
+                colour = opts.colour
+                if opts.crop_px is None:
+                    image, lines = frame.image, shelf_label_lines(frame)
+                else:
+                    # the colour step sees the whole frame at runtime: balance, then cut
+                    balanced = replace(frame, image=normalise_colour(frame.image, colour))
+                    image, lines = shelf_crop(balanced, opts.crop_px, rng)
+                    colour = "none"
                 _write_sample(
-                    dirs,
-                    stem,
-                    image,
-                    lines,
-                    colour=opts.colour,
-                    jpeg_quality=opts.jpeg_quality,
+                    dirs, stem, image, lines, colour=colour, jpeg_quality=opts.jpeg_quality
                 )
                 images += 1
                 boxes += len(lines)
