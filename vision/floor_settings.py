@@ -170,6 +170,16 @@ class FloorSettings(BaseModel):
         "cameras' views not yet associated) stays this close.",
     )
     merge_s: float = Field(default=0.6, ge=0, description="See merge_m.")
+    split_m: float = Field(
+        default=0.5,
+        ge=0,
+        description="Two cameras' observations given to one track that lie further apart than "
+        "this, and than split_sigmas of their combined uncertainty, are two people: the one "
+        "further from the track's prediction is taken from it (a camera tracker that slid "
+        "from one person onto a neighbour would otherwise drag the track between them). "
+        "0 turns this off.",
+    )
+    split_sigmas: float = Field(default=3.0, ge=0, description="See split_m.")
     id_prefix: str = Field(
         default="ct-", pattern=r"^[A-Za-z0-9._:-]*$", description="Prefix of store track ids."
     )
