@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from test_floor_looks import BLUE, RED
 from test_floor_synth import (
     T0,
     FloorScorer,
@@ -25,7 +26,6 @@ from test_floor_synth import (
 )
 
 from iot.store import Store
-from vision.appearance import describe_person
 from vision.ceiling import CeilingTracker
 from vision.floor import CameraObservation, FloorFusion, FloorSettings, FloorUpdate, project_boxes
 
@@ -236,26 +236,17 @@ def standing_pair(settings: FloorSettings) -> list[FloorUpdate]:
     the other. Every observation is sharp (0.1 m), so the two cameras
     plainly place two different people.
     """
-    red, blue = solid_look((30, 30, 200)), solid_look((200, 60, 30))
     fusion = FloorFusion(STORE, settings)
     updates = []
     for k in range(60):
-        obs = [CameraObservation("a", 1, X, YA, 0.1, red)]
+        obs = [CameraObservation("a", 1, X, YA, 0.1, RED)]
         if k < 10:
-            obs.append(CameraObservation("b", 1, X, YB, 0.1, blue))
-            obs.append(CameraObservation("b", 2, X, YA, 0.1, red))
+            obs.append(CameraObservation("b", 1, X, YB, 0.1, BLUE))
+            obs.append(CameraObservation("b", 2, X, YA, 0.1, RED))
         else:
-            obs.append(CameraObservation("b", 2, X, YB, 0.1, red))
+            obs.append(CameraObservation("b", 2, X, YB, 0.1, RED))
         updates.append(fusion.update(T0 + k * 0.1, obs))
     return updates
-
-
-def solid_look(bgr: tuple[int, int, int]) -> np.ndarray:
-    img = np.zeros((40, 40, 3), np.uint8)
-    img[:] = bgr
-    look = describe_person(img, (0, 0, 40, 40))
-    assert look is not None
-    return look
 
 
 def near(update: FloorUpdate, y: float) -> list[str]:
