@@ -47,7 +47,9 @@ from iot.cameras import camera_rotation, pixel_to_plane, world_to_pixel
 from iot.store import Camera, Store
 from vision.appearance import look_distance
 from vision.assignment import match_capped
+from vision.floor_identity import IdentityKeeper
 from vision.floor_settings import FloorSettings
+from vision.floor_track import StoreTrack, segment_distance
 
 __all__ = [
     "CameraObservation",
@@ -165,59 +167,19 @@ class FloorUpdate:
     ended: list[str]
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(v))
-    return v / norm if norm > 0 else v
-
-
-def _segment_distance(p: np.ndarray, a: Sequence[float], b: Sequence[float]) -> float:
-    pa, ba = p - np.asarray(a), np.asarray(b) - np.asarray(a)
-    t = float(np.clip(pa @ ba / max(float(ba @ ba), 1e-12), 0.0, 1.0))
-    return float(np.hypot(*(pa - t * ba)))
-
-
-@dataclass
-class _StoreTrack:
-    """Mutable state of one store track (not exported)."""
-
-    number: int
-    x: np.ndarray  # (x, y, vx, vy)
-    P: np.ndarray
-    born_s: float
-    last_seen_s: float
-    born_at_entry: bool
-    hits: int = 1
-    confirmed: bool = False
-    near_since_s: dict[int, float] = field(default_factory=dict)
-    cameras: tuple[str, ...] = ()
-    look: np.ndarray | None = None  # running mean of the person's colour descriptor
-    # identity, for swap repair: who the track's id stands for (frozen after anchor_looks)
-    anchor: np.ndarray | None = None
-    anchor_n: int = 0
-    # what the person under the track looks like now: clear looks since the last crowding
-    recent: np.ndarray | None = None
-    recent_n: int = 0
-    met_s: dict[int, float] = field(default_factory=dict)  # other track number -> last close
-    clear_look: np.ndarray | None = None  # this step's look, if clear of others and off the gates
-
-    @property
-    def pos(self) -> np.ndarray:
-        return self.x[:2]
-
-
 class FloorFusion:
     """Store-level tracks from camera-local observations; call :meth:`update` per frame set."""
 
     def __init__(self, store: Store, settings: FloorSettings | None = None) -> None:
         self.store = store
         self.settings = settings or FloorSettings()
-        self._tracks: list[_StoreTrack] = []
+        self._tracks: list[StoreTrack] = []
         self._owner: dict[tuple[str, int], int] = {}  # camera-local key -> store track number
-        self._lost: list[_StoreTrack] = []  # retired in the store, may be revived
         self._next = 1
         self._time_s: float | None = None
         self._entry = [g.line_m for g in store.gates("entry")]
         self._exit = [g.line_m for g in store.gates("exit")]
+        self.identity = IdentityKeeper(self.settings, self._entry + self._exit)
 
     def track_name(self, number: int) -> str:
         return f"{self.settings.id_prefix}{number}"
@@ -240,18 +202,19 @@ class FloorFusion:
             obs = assigned.get(t.number, [])
             for o in obs:
                 self._correct(t, o)
-            self._learn_look(t, obs)
+            self.identity.learn_look(t, [o.look for o in obs if o.look is not None], self._tracks)
             t.cameras = tuple(sorted(o.camera_id for o in obs))
             if obs:
                 t.last_seen_s = time_s
                 t.hits += 1
                 if t.hits >= self.settings.confirm_hits and not t.confirmed:
                     t.confirmed = True
-                    self._revive(t, time_s)
+                    self.identity.revive(t, self._owner)
         renamed: list[str] = []
         if self.settings.anchor_looks:
-            self._repair_swaps(time_s)
-            renamed = self._reclaim(time_s)
+            self.identity.repair_swaps(self._tracks, self._owner, time_s)
+            dropped = self.identity.reclaim(self._tracks, self._owner, time_s)
+            renamed = [self.track_name(n) for n in dropped]
         ended = renamed + self._merge(time_s) + self._retire(time_s)
         report = [
             self._report(t, time_s)
@@ -262,7 +225,7 @@ class FloorFusion:
 
     # --- Kalman filter in floor metres ---
 
-    def _predict(self, t: _StoreTrack, dt: float, time_s: float) -> None:
+    def _predict(self, t: StoreTrack, dt: float, time_s: float) -> None:
         if dt <= 0:
             return
         if time_s - t.last_seen_s > dt:  # coasting: let the velocity die out
@@ -280,101 +243,16 @@ class FloorFusion:
         t.P = f @ t.P @ f.T + q
 
     @staticmethod
-    def _correct(t: _StoreTrack, o: CameraObservation) -> None:
+    def _correct(t: StoreTrack, o: CameraObservation) -> None:
         h = np.eye(2, 4)
         s = h @ t.P @ h.T + np.eye(2) * o.sigma_m**2
         gain = np.linalg.solve(s, h @ t.P).T
         t.x = t.x + gain @ (np.array([o.x_m, o.y_m]) - t.x[:2])
         t.P = (np.eye(4) - gain @ h) @ t.P
 
-    def _learn_look(self, t: _StoreTrack, obs: list[CameraObservation]) -> None:
-        t.clear_look = None
-        looks = [o.look for o in obs if o.look is not None]
-        if not looks:
-            return
-        s = self.settings
-        crowded = any(
-            u is not t and float(np.hypot(*(u.pos - t.pos))) < s.look_clear_m for u in self._tracks
-        )
-        if crowded:
-            t.recent, t.recent_n = None, 0  # a box of two teaches nothing about one
-            if t.look is not None:
-                return
-        new = np.mean(looks, axis=0)
-        mixed = new if t.look is None else s.look_memory * t.look + (1 - s.look_memory) * new
-        t.look = _unit(mixed)
-        if crowded:
-            return
-        near_gate = self._near_gate(t)
-        if not near_gate:
-            t.clear_look = _unit(new)
-        if t.anchor_n < s.anchor_looks and not near_gate:
-            t.anchor = _unit(new if t.anchor is None else t.anchor * t.anchor_n + new)
-            t.anchor_n += 1
-        # a short memory: what the person looks like now, not since the track began
-        kept = min(t.recent_n, 2 * s.recent_looks)
-        t.recent = _unit(new if t.recent is None else t.recent * kept + new)
-        t.recent_n += 1
-
-    def _near_gate(self, t: _StoreTrack) -> bool:
-        """Gate markings on the floor colour the boxes of people on them: no anchor there."""
-        m = self.settings.anchor_gate_m
-        return any(_segment_distance(t.pos, a, b) <= m for a, b in self._entry + self._exit)
-
-    # --- swap repair ---
-
-    def _repair_swaps(self, time_s: float) -> None:
-        """Give back the ids of two tracks that took each other's person when they met.
-
-        Two shoppers who pass shoulder to shoulder (one box for both, a few
-        frames) can leave each track on the other person; positions alone
-        cannot tell, and the running look soon learns the new person. Each
-        track therefore keeps an anchor look (its first clear looks away from
-        the gates, then frozen) and a recent one (clear looks since it was
-        last crowded). When two tracks that met lately are both seen and
-        clear again, and their anchors fit each other's recent looks better,
-        by ``swap_margin``, than their own, the ids (and anchors) change
-        places; each track stays on the person it is following.
-        """
-        s = self.settings
-        live = [t for t in self._tracks if t.confirmed]
-        for i, a in enumerate(live):
-            for b in live[i + 1 :]:
-                if float(np.hypot(*(a.pos - b.pos))) <= s.encounter_m:
-                    a.met_s[b.number] = b.met_s[a.number] = time_s
-                elif time_s - a.met_s.get(b.number, -math.inf) <= s.encounter_s and self._swapped(
-                    a, b, time_s
-                ):
-                    self._swap_identity(a, b)
-
-    def _swapped(self, a: _StoreTrack, b: _StoreTrack, time_s: float) -> bool:
-        s = self.settings
-        for t in (a, b):
-            if t.anchor_n < s.anchor_looks or t.recent_n < s.recent_looks:
-                return False
-            if t.last_seen_s < time_s:
-                return False
-        keep = look_distance(a.anchor, a.recent) + look_distance(b.anchor, b.recent)
-        swap = look_distance(a.anchor, b.recent) + look_distance(b.anchor, a.recent)
-        return swap + s.swap_margin < keep
-
-    def _swap_identity(self, a: _StoreTrack, b: _StoreTrack) -> None:
-        log.info("store tracks %s and %s swapped people: ids given back", a.number, b.number)
-        na, nb = a.number, b.number
-        for name in ("number", "anchor", "anchor_n", "born_s", "born_at_entry", "met_s"):
-            va, vb = getattr(a, name), getattr(b, name)
-            setattr(a, name, vb)
-            setattr(b, name, va)
-        for key, owner in self._owner.items():  # camera ids stay with the person they follow
-            if owner in (na, nb):
-                self._owner[key] = nb if owner == na else na
-        for t in self._tracks:
-            t.near_since_s.pop(na, None)
-            t.near_since_s.pop(nb, None)
-
     # --- association ---
 
-    def _gate(self, t: _StoreTrack, time_s: float) -> float:
+    def _gate(self, t: StoreTrack, time_s: float) -> float:
         s = self.settings
         return min(s.gate_m + s.coast_gate_growth_m_per_s * (time_s - t.last_seen_s), s.max_gate_m)
 
@@ -390,7 +268,7 @@ class FloorFusion:
         crossing in one view) be undone by the floor distances.
         """
         assigned: dict[int, list[CameraObservation]] = {}
-        born: list[_StoreTrack] = []
+        born: list[StoreTrack] = []
         for cam in sorted({o.camera_id for o in observations}):
             obs = sorted((o for o in observations if o.camera_id == cam), key=lambda o: o.key)
             rest = self._pair(obs, self._tracks, time_s, assigned)
@@ -406,7 +284,7 @@ class FloorFusion:
 
     def _starved(
         self,
-        t: _StoreTrack,
+        t: StoreTrack,
         o: CameraObservation,
         best: CameraObservation,
         time_s: float,
@@ -434,7 +312,7 @@ class FloorFusion:
         obs: list[CameraObservation],
         time_s: float,
         assigned: dict[int, list[CameraObservation]],
-        born: list[_StoreTrack],
+        born: list[StoreTrack],
     ) -> None:
         for o in obs:
             t = self._new_track(o, time_s)
@@ -480,7 +358,7 @@ class FloorFusion:
     def _pair(
         self,
         obs: list[CameraObservation],
-        tracks: list[_StoreTrack],
+        tracks: list[StoreTrack],
         time_s: float,
         assigned: dict[int, list[CameraObservation]],
     ) -> list[CameraObservation]:
@@ -508,12 +386,12 @@ class FloorFusion:
         used = set(cols.tolist())
         return [o for i, o in enumerate(obs) if i not in used]
 
-    def _new_track(self, o: CameraObservation, time_s: float) -> _StoreTrack:
+    def _new_track(self, o: CameraObservation, time_s: float) -> StoreTrack:
         s = self.settings
         x = np.array([o.x_m, o.y_m, 0.0, 0.0])
         p = np.diag([o.sigma_m**2] * 2 + [s.init_speed_sigma_m_s**2] * 2)
-        near_entry = any(_segment_distance(x[:2], a, b) <= s.entry_radius_m for a, b in self._entry)
-        t = _StoreTrack(self._next, x, p, time_s, time_s, near_entry, confirmed=s.confirm_hits <= 1)
+        near_entry = any(segment_distance(x[:2], a, b) <= s.entry_radius_m for a, b in self._entry)
+        t = StoreTrack(self._next, x, p, time_s, time_s, near_entry, confirmed=s.confirm_hits <= 1)
         t.look = o.look
         self._next += 1
         return t
@@ -552,12 +430,10 @@ class FloorFusion:
     def _retire(self, time_s: float) -> list[str]:
         s = self.settings
         ended: list[str] = []
-        keep: list[_StoreTrack] = []
+        keep: list[StoreTrack] = []
         for t in self._tracks:
             unseen = time_s - t.last_seen_s
-            near_exit = any(
-                _segment_distance(t.pos, a, b) <= s.exit_radius_m for a, b in self._exit
-            )
+            near_exit = any(segment_distance(t.pos, a, b) <= s.exit_radius_m for a, b in self._exit)
             off_floor = not (
                 -1.0 <= t.pos[0] <= self.store.floor.width_m + 1.0
                 and -1.0 <= t.pos[1] <= self.store.floor.depth_m + 1.0
@@ -573,97 +449,15 @@ class FloorFusion:
                 continue
             if t.confirmed:
                 ended.append(self.track_name(t.number))
-                if not near_exit and not off_floor and t.look is not None:
-                    self._lost.append(t)
+                if not near_exit and not off_floor:
+                    self.identity.remember(t)
             for key in [k for k, owner in self._owner.items() if owner == t.number]:
                 del self._owner[key]
         self._tracks = keep
-        self._lost = [t for t in self._lost if time_s - t.last_seen_s <= s.revive_s]
+        self.identity.forget_old(time_s)
         return ended
 
-    def _revive(self, t: _StoreTrack, time_s: float) -> None:
-        """A new track away from the entry continues a lost one that looks like it: same id.
-
-        The cameras lose a shopper for longer than ``max_coast_s`` when two
-        bodies merge into one box or in a blind corner; the person who
-        reappears is then a new track. If a track lost lately, within walking
-        reach, has a look within ``revive_look`` of the new one, the new track
-        takes its id (and identity look), so the brain sees one shopper.
-        """
-        s = self.settings
-        if s.revive_s <= 0 or t.born_at_entry or t.look is None:
-            return
-        lost = self._lost_match(t, t.look, t.born_s, anchored_only=False)
-        if lost is not None:
-            self._adopt(t, lost)
-
-    def _reclaim(self, time_s: float) -> list[str]:
-        """Tracks on the wrong person take back a lost identity that fits; ids they drop end.
-
-        When shopper A's track dies in a crowd, B's track can slide onto A
-        while B gets a new track: not a swap of two live tracks. An anchored
-        track whose recent look no longer fits its anchor but fits a lost
-        track's (within ``revive_look``, better by ``swap_margin``) takes that
-        identity; the identity it held is then lost in turn, for a young track
-        (one still learning its anchor) that looks like it to take back.
-        """
-        s = self.settings
-        if s.revive_s <= 0:
-            return []
-        ended: list[str] = []
-        for t in [t for t in self._tracks if t.confirmed and t.last_seen_s == time_s]:
-            if t.recent is None or t.recent_n < s.recent_looks:
-                continue
-            if t.anchor_n < s.anchor_looks:  # young: may take back a lost identity
-                lost = self._lost_match(t, t.recent, time_s)
-                if lost is not None:
-                    ended.append(self.track_name(t.number))
-                    self._adopt(t, lost)
-                continue
-            own = look_distance(t.anchor, t.recent)
-            if own <= s.revive_look:
-                continue
-            lost = self._lost_match(t, t.recent, time_s)
-            if lost is None or own - look_distance(lost.anchor, t.recent) < s.swap_margin:
-                continue
-            dropped = _StoreTrack(
-                t.number, t.x.copy(), t.P.copy(), t.born_s, time_s, t.born_at_entry
-            )
-            dropped.anchor, dropped.anchor_n, dropped.look = t.anchor, t.anchor_n, t.anchor
-            ended.append(self.track_name(t.number))
-            self._adopt(t, lost)
-            self._lost.append(dropped)
-        return ended
-
-    def _lost_match(
-        self, t: _StoreTrack, look: np.ndarray, since_s: float, *, anchored_only: bool = True
-    ) -> _StoreTrack | None:
-        """The lost track nearest in look to ``look`` (within ``revive_look``) that could
-        have walked to ``t`` since ``since_s``; ``anchored_only``: only finished anchors."""
-        s = self.settings
-        best: tuple[float, _StoreTrack] | None = None
-        for lost in self._lost:
-            if anchored_only and (lost.anchor is None or lost.anchor_n < s.anchor_looks):
-                continue
-            reach = s.gate_m + s.revive_speed_m_s * max(since_s - lost.last_seen_s, 0.0)
-            if float(np.hypot(*(t.pos - lost.pos))) > reach:
-                continue
-            d = look_distance(lost.anchor if lost.anchor is not None else lost.look, look)
-            if d <= s.revive_look and (best is None or d < best[0]):
-                best = (d, lost)
-        return None if best is None else best[1]
-
-    def _adopt(self, t: _StoreTrack, lost: _StoreTrack) -> None:
-        """``t`` continues ``lost``: its id, birth and identity look."""
-        self._lost.remove(lost)
-        log.info("store track %s continues lost track %s", t.number, lost.number)
-        for key, owner in self._owner.items():
-            if owner == t.number:
-                self._owner[key] = lost.number
-        t.number, t.born_s, t.born_at_entry = lost.number, lost.born_s, lost.born_at_entry
-        t.anchor, t.anchor_n, t.met_s = lost.anchor, lost.anchor_n, lost.met_s
-
-    def _report(self, t: _StoreTrack, time_s: float) -> FloorTrack:
+    def _report(self, t: StoreTrack, time_s: float) -> FloorTrack:
         return FloorTrack(
             track_id=self.track_name(t.number),
             x_m=float(t.x[0]),
