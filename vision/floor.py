@@ -423,6 +423,9 @@ class FloorFusion:
                             self._owner[key] = a.number
                     if b.confirmed:
                         ended.append(self.track_name(b.number))
+                        # two tracks were two people until lately: if the survivor
+                        # follows b's person, it may take b's identity back
+                        self.identity.remember(b)
                     log.info("store track %s merged into %s", b.number, a.number)
         self._tracks = [t for t in self._tracks if t.number not in gone]
         return ended

@@ -157,7 +157,10 @@ class IdentityKeeper:
         track whose recent look no longer fits its anchor but fits a lost
         track's (within ``revive_look``, better by ``swap_margin``) takes that
         identity; the identity it held is then lost in turn, for a young track
-        (one still learning its anchor) that looks like it to take back.
+        (one still learning its anchor) that looks like it to take back. With no
+        such lost track, a young live track whose person fits the anchor takes
+        the identity instead (:meth:`_hand_over`): the shopper the track left got
+        a new track. Merged-away tracks count as lost (:meth:`remember`).
         """
         s = self.settings
         if s.revive_s <= 0:
@@ -177,6 +180,9 @@ class IdentityKeeper:
                 continue
             lost = self._lost_match(t, t.recent, time_s)
             if lost is None or own - look_distance(lost.anchor, t.recent) < s.swap_margin:
+                young = self._young_match(t, tracks, own, time_s)
+                if young is not None:
+                    self._hand_over(t, young, tracks, owners)
                 continue
             dropped = StoreTrack(
                 t.number, t.x.copy(), t.P.copy(), t.born_s, time_s, t.born_at_entry
@@ -186,6 +192,34 @@ class IdentityKeeper:
             self._adopt(t, lost, owners)
             self.lost.append(dropped)
         return ended
+
+    def _young_match(
+        self, t: StoreTrack, tracks: list[StoreTrack], own: float, time_s: float
+    ) -> StoreTrack | None:
+        """A young live track on ``t``'s person: its recent look fits ``t``'s anchor, by
+        ``swap_margin`` better than ``t``'s own recent look does."""
+        s = self.settings
+        best: tuple[float, StoreTrack] | None = None
+        for y in tracks:
+            if y is t or not y.confirmed or y.last_seen_s < time_s or y.anchor_n >= s.anchor_looks:
+                continue
+            if y.recent is None or y.recent_n < s.recent_looks:
+                continue
+            d = look_distance(t.anchor, y.recent)
+            if d <= s.revive_look and own - d >= s.swap_margin and (best is None or d < best[0]):
+                best = (d, y)
+        return None if best is None else best[1]
+
+    def _hand_over(
+        self, t: StoreTrack, young: StoreTrack, tracks: list[StoreTrack], owners: Owners
+    ) -> None:
+        """``t`` left its person for another, who got the young track: ids change places.
+
+        The young track takes ``t``'s identity; ``t`` takes the young id and learns
+        its person's anchor afresh (the young anchor was learnt on someone else).
+        """
+        self._swap(t, young, tracks, owners)
+        t.anchor, t.anchor_n = None, 0
 
     def _lost_match(
         self, t: StoreTrack, look: np.ndarray, since_s: float, *, anchored_only: bool = True

@@ -147,3 +147,78 @@ def test_a_track_that_slid_onto_a_lost_shopper_takes_that_shoppers_id() -> None:
     for k in range(35, 50):  # the track at 5 m now shows blue: it is following blue
         step(k, [CameraObservation("cam", 1, 5.0 + 0.02 * (k - 35), 5.0, 0.05, BLUE)])
     assert ids["red"][0] == red_id and ids["red"][-1] == blue_id
+
+
+def ids_by_place(fusion: FloorFusion, k: int, obs: list[CameraObservation]) -> dict[float, str]:
+    """One step; each reported track's id keyed by its x rounded to the metre."""
+    return {round(tr.x_m): tr.track_id for tr in fusion.update(T0 + k * 0.2, obs).tracks}
+
+
+def test_a_track_merged_away_is_an_identity_the_survivor_can_take_back() -> None:
+    """Blue walks onto red's spot, their tracks merge; red leaves the view, blue walks on.
+
+    The merge kept red's (older) id on the one track left, which then follows
+    blue: the merged-away blue id must come back to it, as for a track lost.
+    """
+    fusion = FloorFusion(STORE, FloorSettings())
+    red, blue = ("a", 1), ("b", 1)
+    ids: dict[float, str] = {}
+    for k in range(20):  # apart: each track learns its anchor
+        ids = ids_by_place(
+            fusion,
+            k,
+            [
+                CameraObservation(*red, 5.0, 5.0, 0.05, RED),
+                CameraObservation(*blue, 8.0, 5.0, 0.05, BLUE),
+            ],
+        )
+    red_id, blue_id = ids[5], ids[8]
+    for k in range(20, 30):  # blue walks up to red
+        x = 8.0 - 0.3 * (k - 19)
+        ids_by_place(
+            fusion,
+            k,
+            [
+                CameraObservation(*red, 5.0, 5.0, 0.05, RED),
+                CameraObservation(*blue, max(x, 5.05), 5.0, 0.05, BLUE),
+            ],
+        )
+    for k in range(30, 36):  # on top of each other, seen by different cameras: one track
+        ids = ids_by_place(
+            fusion,
+            k,
+            [
+                CameraObservation(*red, 5.0, 5.0, 0.05, RED),
+                CameraObservation(*blue, 5.05, 5.0, 0.05, BLUE),
+            ],
+        )
+    assert list(ids.values()) == [red_id], "the two tracks merged into red's"
+    for k in range(36, 56):  # red is gone from view; blue walks on
+        ids = ids_by_place(
+            fusion, k, [CameraObservation(*blue, 5.05 + 0.05 * (k - 35), 5.0, 0.05, BLUE)]
+        )
+    assert list(ids.values()) == [blue_id]
+
+
+def test_a_young_track_on_a_shoppers_person_takes_the_id_that_slid_away() -> None:
+    """A camera id slides from red onto blue beside her; red shows up as a new track.
+
+    The old track keeps blue (its camera id's binding wins), and red's new
+    track looks like the old track's anchor: the two ids change places.
+    """
+    fusion = FloorFusion(STORE, FloorSettings())
+    ids: dict[float, str] = {}
+    for k in range(20):
+        ids = ids_by_place(fusion, k, [CameraObservation("a", 1, 5.0, 5.0, 0.05, RED)])
+    red_id = ids[5]
+    for k in range(20, 40):
+        ids = ids_by_place(
+            fusion,
+            k,
+            [
+                CameraObservation("a", 1, 5.0, 5.0, 0.05, BLUE),  # the slid camera id
+                CameraObservation("a", 2, 6.2, 5.0, 0.05, RED),  # red, outside the gate
+            ],
+        )
+    assert ids[6] == red_id
+    assert ids[5] != red_id
