@@ -5,8 +5,10 @@ within ``bind_window_s`` of the scan-in and within ``bind_radius_m`` of the
 entry gate centre, the closest in time; if no such track exists yet, the
 session waits and binds when one appears. A ``GateExit`` closes the session
 with its token, or else the session whose track is nearest the exit gate line
-at the exit time (within ``exit_radius_m``). This module decides; the brain
-persists and publishes.
+at the exit time (within ``exit_radius_m``); failing that, one whose track
+was lost (at the gate, then anywhere), and last a session that never had a
+track (two shoppers who walked in as one box). The fallbacks flag the visit
+for review. This module decides; the brain persists and publishes.
 """
 
 from __future__ import annotations
@@ -290,15 +292,34 @@ class SessionBook:
                 d = math.hypot(walker.x_m - last[1], walker.y_m - last[2])
                 ranked.append((d + self.settings.stitch_speed_m_s * gap, s.session_id))
         if not ranked:
-            return (
-                None,
-                f"no bound track within {self.settings.exit_radius_m:.1f} m of the exit gate",
-            )
+            return self._exit_by_waiting(exit_)
         record = self.sessions[min(ranked)[1]]
         record.review_reasons.append(
             f"closed by exit {exit_.id}, which no track explained: its track had been lost"
         )
         return record, "no track at the exit; the visit whose track was lost best explains it"
+
+    def _exit_by_waiting(self, exit_: GateExit) -> tuple[SessionRecord | None, str]:
+        """No tracked visit can have walked out: a visit that never had a track did.
+
+        The longest-waiting one (scanned in first) is closed and flagged; left
+        open it would never get a receipt.
+        """
+        waiting = [
+            (s.entered_s, s.session_id)
+            for s in self.sessions.values()
+            if s.state == "open" and s.entered_s <= exit_.event_time_s
+        ]
+        if not waiting:
+            return (
+                None,
+                f"no bound track within {self.settings.exit_radius_m:.1f} m of the exit gate",
+            )
+        record = self.sessions[min(waiting)[1]]
+        record.review_reasons.append(
+            f"closed by exit {exit_.id}: no track was ever bound to this visit"
+        )
+        return record, "no tracked visit explains the exit; this visit never had a track"
 
     def track_at_exit(self, exit_: GateExit, within_m: float | None = None) -> str | None:
         """The track nearest the exit gate line at the exit time (within ``within_m``,

@@ -163,6 +163,21 @@ def test_an_exit_is_never_pinned_on_a_visit_still_tracked_inside(book) -> None:
     assert record.state == "bound"
 
 
+def test_an_exit_no_tracked_visit_explains_closes_the_visit_that_never_had_a_track(book) -> None:
+    # two shoppers walked in as one box: only the first scan-in got the track
+    book.tracks.add(T0 + 0.5, "ta", *GATE)
+    first = book.open(entry("a", 1.0))
+    assert book.bind_session(first)
+    second = book.open(entry("b", 1.5))
+    assert not book.bind_session(second) and second.state == "open"
+    later = book.open(entry("c", 50.0))  # scanned in after the exit: cannot have left
+    book.tracks.add(T0 + 39.9, "ta", 5.0, 5.0)  # a's shopper still inside
+    got, why = book.match_exit(exit_(40.0))
+    assert got is second and "never had a track" in why
+    assert "no track was ever bound" in second.review_reasons[-1]
+    assert first.state == "bound" and later.state == "open" and not later.review_reasons
+
+
 def test_a_track_born_at_the_entry_is_a_new_visitor_not_a_continuation(book) -> None:
     record = _bound(book, "a", "ta")
     book.tracks.add(T0 + 10.0, "ta", GATE[0] + 0.3, GATE[1] + 0.5)  # still near the entry
