@@ -191,6 +191,7 @@ class StoreBrain:
                 "unmatched_exits",
                 "late_events",
                 "tracks_stitched",
+                "sessions_bound_late",
             ):
                 out.setdefault(key, 0)
             return out
@@ -256,6 +257,9 @@ class StoreBrain:
                 self._announce_bound(record, batch.event_time_s)
             elif self.book.continue_track(track_id) is not None:
                 self._counts["tracks_stitched"] += 1
+            elif (late := self.book.bind_late(track_id)) is not None:
+                self._counts["sessions_bound_late"] += 1
+                self._announce_bound(late, batch.event_time_s)
         self.book.learn_looks(batch)
         if self.settings.look_attribution and self.settings.look_rebind:
             self._counts["tracks_moved_by_look"] += len(self.keeper.check(batch))

@@ -3,7 +3,9 @@
 A ``GateEntry`` opens a session. It is bound to the unbound track first seen
 within ``bind_window_s`` of the scan-in and within ``bind_radius_m`` of the
 entry gate centre, the closest in time; if no such track exists yet, the
-session waits and binds when one appears. A ``GateExit`` closes the session
+session waits and binds when one appears, or, if it walked in in another
+shopper's shadow, when a new track appears beside that companion. A
+``GateExit`` closes the session
 with its token, or else the session whose track is nearest the exit gate line
 at the exit time (within ``exit_radius_m``); failing that, one whose track
 was lost (at the gate, then anywhere), and last a session that never had a
@@ -144,8 +146,10 @@ class SessionBook:
             if last is None:
                 continue
             gap = first.time_s - last[0]
-            if not -0.5 <= gap <= self.settings.stitch_window_s:
-                continue  # still being tracked, or lost too long ago
+            if not 0.0 < gap <= self.settings.stitch_window_s:
+                # still being tracked (a sample in this very batch: two live tracks
+                # are two people), or lost too long ago
+                continue
             reach = self.settings.stitch_radius_m + self.settings.stitch_speed_m_s * max(gap, 0.0)
             d = math.hypot(first.x_m - last[1], first.y_m - last[2])
             if d <= reach:
@@ -163,6 +167,55 @@ class SessionBook:
         self.tracks.stitch(track_id, record.track_id)
         log.info("track %s continues %s (session %s)", track_id, record.track_id, record.session_id)
         return record
+
+    def bind_late(self, track_id: str) -> SessionRecord | None:
+        """A new track nobody explains, beside the companion of a visit still waiting?
+
+        Two shoppers who walk in shoulder to shoulder are one box at the entry:
+        one scan-in gets the track, the other waits. When they part, the second
+        is a new track away from the entry that continues nobody
+        (``continue_track`` found no lost visit), first seen beside the track of
+        the shopper who scanned in with it. It binds to that waiting visit
+        (within ``late_bind_s`` of its scan-in), flagged for review. A new track
+        anywhere else is more often a lost shopper come back than a companion.
+        """
+        s = self.settings
+        first = self.tracks.first_seen(track_id)
+        if first is None or s.late_bind_s <= 0 or track_id in self.bound_tracks():
+            return None
+        best: tuple[float, str] | None = None
+        for waiting in self.sessions.values():
+            if (
+                waiting.state != "open"
+                or not 0 <= first.time_s - waiting.entered_s <= s.late_bind_s
+            ):
+                continue
+            d = self._companion_distance(waiting, first)
+            if d is not None and d <= s.stitch_radius_m and (best is None or d < best[0]):
+                best = (d, waiting.session_id)
+        if best is None:
+            return None
+        record = self.sessions[best[1]]
+        record.review_reasons.append(
+            f"no track at the entry; bound later to track {track_id}, which appeared "
+            f"{best[0]:.1f} m from a shopper who scanned in with this one"
+        )
+        self._bind(record, track_id)
+        return record
+
+    def _companion_distance(self, waiting: SessionRecord, first: FirstSeen) -> float | None:
+        """How far from ``first`` the nearest track was of a visit scanned in with ``waiting``."""
+        best: float | None = None
+        for c in self.sessions.values():
+            if c.track_id is None or c.session_id == waiting.session_id:
+                continue
+            if abs(c.entered_s - waiting.entered_s) > self.settings.bind_window_s:
+                continue
+            where = self.tracks.position_at(c.track_id, first.time_s, self.settings.position_gap_s)
+            if where is not None:
+                d = math.hypot(first.x_m - where[0], first.y_m - where[1])
+                best = d if best is None else min(best, d)
+        return best
 
     def _bind(self, record: SessionRecord, track_id: str) -> None:
         record.track_id = track_id

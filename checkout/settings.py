@@ -62,6 +62,15 @@ class BrainSettings(BaseModel):
         description="A track binds to a scan-in only if first seen this close to the entry gate "
         "centre.",
     )
+    late_bind_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="A scan-in no entry track was bound to (it walked in in the shadow of "
+        "another shopper) binds, flagged for review, to a new track first seen within this "
+        "long after the scan-in beside the track of a shopper who scanned in with it. 0 "
+        "turns this off.",
+    )
     stitch_window_s: float = Field(
         default=10.0,
         ge=0,

@@ -118,6 +118,42 @@ def test_a_track_still_being_followed_is_not_continued(book) -> None:
     assert book.continue_track("tz") is None
 
 
+def test_a_track_born_in_the_same_batch_as_a_live_one_is_not_its_continuation(book) -> None:
+    # both in one batch: two people (a companion stepping out of the other's box)
+    _bound(book, "a", "ta")
+    book.tracks.add(T0 + 10.0, "ta", 5.0, 3.0)
+    book.tracks.add(T0 + 10.0, "tz", 5.8, 3.0)
+    assert book.continue_track("tz") is None
+    assert book.tracks.first_seen("tz") is not None  # still its own track
+
+
+def _walked_in_as_one(book: SessionBook) -> tuple[object, object]:
+    """a and b scan in a second apart; the cameras see one person: only a is bound."""
+    a = _bound(book, "a", "ta")
+    b = book.open(entry("b", 1.0))
+    assert not book.bind_session(b)
+    book.tracks.add(T0 + 20.0, "ta", 6.0, 3.0)
+    return a, b
+
+
+def test_a_visit_without_a_track_binds_late_to_a_new_track_beside_its_companion(book) -> None:
+    a, b = _walked_in_as_one(book)
+    book.tracks.add(T0 + 20.0, "tb", 6.7, 3.0)  # they part: a new track beside a
+    assert book.continue_track("tb") is None
+    assert book.bind_late("tb") is b
+    assert b.track_id == "tb" and "bound later" in b.review_reasons[-1]
+    assert a.track_id == "ta" and not a.review_reasons
+
+
+def test_a_new_track_away_from_the_companion_is_not_bound_late(book) -> None:
+    _, b = _walked_in_as_one(book)
+    book.tracks.add(T0 + 20.0, "tq", 12.0, 8.0)  # across the store: someone lost, come back
+    assert book.bind_late("tq") is None and b.state == "open"
+    book.tracks.add(T0 + 90.0, "ta", 6.0, 3.0)
+    book.tracks.add(T0 + 90.0, "tr", 6.5, 3.0)  # beside a, but long after b's scan-in
+    assert book.bind_late("tr") is None
+
+
 def test_an_ambiguous_continuation_is_flagged_for_review(book) -> None:
     a = _bound(book, "a", "ta")
     b = _bound(book, "b", "tb")
