@@ -24,6 +24,11 @@ from iot.payloads import TrackBatch, TrackPoint
 __all__ = ["FirstSeen", "LookSample", "TrackHistory", "segment_distance_m"]
 
 Sample = tuple[float, float, float]  # (event_time_s, x_m, y_m)
+
+# How far a series' own camera track may come back from where it was last seen
+# and still be its person (as sessions' stitch_radius_m and stitch_speed_m_s)
+RETURN_SLACK_M = 1.0
+RETURN_SPEED_M_S = 1.5
 # (event_time_s, the camera track id that sent it, unit look): a stitched track's
 # looks keep the id of the piece they came from, which may be another person
 LookSample = tuple[float, str, np.ndarray]
@@ -67,6 +72,7 @@ class TrackHistory:
         # a camera track that continues a lost one is filed under the lost one's id
         self._alias: dict[str, str] = {}
         self._pinned: dict[str, str] = {}  # series -> the camera track last refiled into it
+        self._own_last: dict[str, Sample] = {}  # series -> its own camera track's last sample
         self.latest_s = -math.inf
 
     def __len__(self) -> int:
@@ -86,6 +92,8 @@ class TrackHistory:
             series = self.canonical(p.track_id)
             self.add(batch.event_time_s, series, p.x_m, p.y_m)
             self._tracks[series].piece = p.track_id
+            if p.track_id == series:
+                self._own_last[series] = (batch.event_time_s, p.x_m, p.y_m)
             if p.look is not None:
                 self.add_look(batch.event_time_s, p.track_id, p.look)
         for track_id in batch.ended:
@@ -99,14 +107,18 @@ class TrackHistory:
 
         A stitched piece and the track it continues can both be live (the lost
         track came back, or the two were one person seen twice). One series must
-        not mix two positions, so the piece that continues the series' last
-        position keeps it; a stitched piece that loses is let go, and is its own
-        track from now on.
+        not mix two positions. The series' own track keeps it if it came back
+        where its person could have walked since it was last seen (the floor
+        fusion brought the id back for a reason: it re-identifies by look, the
+        stitch only guessed by position); otherwise the piece that continues the
+        series' last position does. A stitched piece that loses is let go, and
+        is its own track from now on.
         """
         pieces: dict[str, list[TrackPoint]] = {}
         for p in batch.tracks:
             pieces.setdefault(self.canonical(p.track_id), []).append(p)
         kept: list[TrackPoint] = []
+        t = batch.event_time_s
         for series, points in pieces.items():
             if len(points) > 1:
                 last = self.last_sample(series)
@@ -114,6 +126,7 @@ class TrackHistory:
                 points.sort(
                     key=lambda p: (
                         p.track_id != pinned,
+                        not self._own_back(series, p, t),
                         0.0 if last is None else math.hypot(p.x_m - last[1], p.y_m - last[2]),
                         p.track_id != series,
                     )
@@ -124,6 +137,14 @@ class TrackHistory:
                         kept.append(loser)  # its own series from now on
             kept.append(points[0])
         return kept
+
+    def _own_back(self, series: str, p: TrackPoint, time_s: float) -> bool:
+        """``p`` is the series' own track, back within walking reach of where it was last."""
+        last = self._own_last.get(series)
+        if p.track_id != series or last is None:
+            return False
+        reach = RETURN_SLACK_M + RETURN_SPEED_M_S * max(time_s - last[0], 0.0)
+        return math.hypot(p.x_m - last[1], p.y_m - last[2]) <= reach
 
     def canonical(self, track_id: str) -> str:
         """The series a camera track's samples are filed under (its own unless moved)."""
@@ -277,6 +298,7 @@ class TrackHistory:
             dropped = set(gone)
             self._alias = {k: v for k, v in self._alias.items() if v not in dropped}
             self._pinned = {k: v for k, v in self._pinned.items() if k not in dropped}
+            self._own_last = {k: v for k, v in self._own_last.items() if k not in dropped}
         return len(gone)
 
     def sample_count(self) -> int:

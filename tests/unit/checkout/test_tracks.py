@@ -138,3 +138,16 @@ def test_looks_are_kept_with_the_piece_that_sent_them_and_pruned() -> None:
     h.observe(batch(T0 + 20.0, {"a": (1.0, 1.0)}))
     h.prune(T0 + 20.0)
     assert h.looks("a", T0 - 1.0, T0 + 30.0) == []
+
+
+def test_the_series_own_track_back_where_its_person_was_wins_over_a_stitched_one() -> None:
+    # the floor lost "own" for a moment; a stitched track nearby walks off on
+    # someone else while "own" comes back (re-identified) where it was lost
+    h = TrackHistory()
+    h.observe(batch(T0, {"own": (1.0, 1.0)}))
+    h.add(T0 + 1.0, "other", 1.5, 1.0)
+    h.stitch("other", "own")
+    h.observe(batch(T0 + 2.0, {"other": (2.5, 1.0)}))
+    h.observe(batch(T0 + 2.2, {"own": (1.1, 1.0), "other": (2.7, 1.0)}))
+    assert h.last_sample("own") == (T0 + 2.2, 1.1, 1.0)
+    assert h.canonical("other") == "other" and h.last_sample("other") == (T0 + 2.2, 2.7, 1.0)
