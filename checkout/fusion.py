@@ -127,8 +127,15 @@ def attribute(
     best_d, best = inside[0]
     others = [d for d, _ in inside[1:]] + [d for d in rivals_m if d <= limit]
     if not others:
+        # someone just beyond reach, barely further than the only one in it, could
+        # as well have acted (positions are a few decimetres uncertain): not sure
+        beyond = [d for s, d in distances_m.items() if s != best] + list(rivals_m)
+        near_miss = min(beyond, default=math.inf)
+        confidence = single_confidence
+        if near_miss - best_d < sure_margin_m:
+            confidence = min(confidence, 0.5 + 0.45 * (near_miss - best_d) / sure_margin_m)
         return Attribution(
-            best, single_confidence, best_d, None, f"only shopper in reach ({best_d:.2f} m)"
+            best, confidence, best_d, None, f"only shopper in reach ({best_d:.2f} m)"
         )
     runner_up = min(others)
     lead = runner_up - best_d

@@ -85,6 +85,16 @@ def test_attribution_confidence_falls_as_the_lead_shrinks(lead_m, expected) -> N
     assert got.confidence == pytest.approx(expected)
 
 
+@pytest.mark.parametrize(("other_m", "expected"), [(1.1, 0.725), (1.3, 0.97), (None, 0.97)])
+def test_a_shopper_just_beyond_reach_still_makes_the_only_one_in_it_unsure(
+    other_m, expected
+) -> None:
+    # reach 0.9 + margin 0.15: b at 1.1 m is out of reach but only 0.125 m behind a
+    people = {"a": 0.975} if other_m is None else {"a": 0.975, "b": other_m}
+    got = attribute(people, reach_m=0.9)
+    assert got.session_id == "a" and got.confidence == pytest.approx(expected)
+
+
 def test_an_unbound_track_nearer_than_the_winner_lowers_confidence() -> None:
     alone = attribute({"a": 0.6}, reach_m=0.9)
     rival = attribute({"a": 0.6}, reach_m=0.9, rivals_m=[0.3])
