@@ -55,6 +55,7 @@ from sim.twin import Twin
 from smartstore.cameras import CameraPositioning, ShelfCameras
 from smartstore.evaluate import run_eval
 from smartstore.replay_why import IdentityProbe, explain, tally
+from smartstore.replay_window import Anchors, describe_step, remember_anchors
 from smartstore.track_eval import Points, score_floor_tracks, true_positions
 from vision import ceiling
 from vision.appearance import describe_person
@@ -171,6 +172,35 @@ def replay(recording: Path, overrides: list[str], reid: Path | None = None) -> i
             f"fp {m['false_positives']}  misses {m['misses']}",
             flush=True,
         )
+    return 0
+
+
+def window(
+    recording: Path,
+    t0_s: float,
+    t1_s: float,
+    people: list[str],
+    *,
+    reid: Path | None = None,
+    spec: str = "{}",
+) -> int:
+    """Print the fusion state around the chosen shoppers, step by step (``replay_window``)."""
+    payload = pickle.loads(recording.read_bytes())  # our own recording, not input
+    twin = _twin(payload["scenario"], payload["seed"])
+    embed = _embedder(reid)
+    tracker = CeilingTracker(twin.store, None, _settings(spec))
+    anchors: Anchors = {}
+    start = payload["steps"][0][0]
+    for step in payload["steps"]:
+        rel = step[0] - start
+        if rel > t1_s:
+            break
+        obs = _observations(tracker, step, embed)
+        tracker.fusion.update(step[0], obs)
+        remember_anchors(tracker.fusion, anchors)
+        if rel >= t0_s:
+            here = {p: (x, y) for p, x, y in true_positions(twin, step[0]) if p in people}
+            print(describe_step(tracker.fusion, rel, obs, here, anchors))
     return 0
 
 
@@ -404,6 +434,13 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("recording", type=Path)
     q.add_argument("overrides", nargs="+", help='JSON like {"floor": {"merge_m": 0.3}}')
     q.add_argument("--reid", type=Path, help="a re-id ONNX: looks from the recorded crops")
+    w = sub.add_parser("window", help="the fusion state around chosen shoppers, step by step")
+    w.add_argument("recording", type=Path)
+    w.add_argument("t0", type=float, help="seconds after the recording's first frame set")
+    w.add_argument("t1", type=float)
+    w.add_argument("--people", required=True, help="true track ids, e.g. trk-51,trk-52")
+    w.add_argument("--reid", type=Path, help="a re-id ONNX: looks from the recorded crops")
+    w.add_argument("--overrides", default="{}", help="as for replay")
     e = sub.add_parser("eval", help="smartstore eval with the ceiling cameras replayed")
     e.add_argument("recording", type=Path)
     e.add_argument("overrides", nargs="?", default="{}", help="as for replay")
@@ -416,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
         return replay_eval(
             args.recording, args.overrides, args.brain, args.shelves, args.reid, why=args.why
         )
+    if args.command == "window":
+        people = args.people.split(",")
+        return window(args.recording, args.t0, args.t1, people, reid=args.reid, spec=args.overrides)
     if args.command == "record-shelves":
         return record_shelves(args.scenario, args.seed, args.lighting, args.out)
     if args.command == "record":
