@@ -95,7 +95,11 @@ class StoreBrain:
         self.settings = settings or BrainSettings()
         self.service_id = service_id
         self.clock_s = -math.inf
-        self.tracks = TrackHistory(self.settings.track_retention_s)
+        self.tracks = TrackHistory(
+            self.settings.track_retention_s,
+            return_slack_m=self.settings.stitch_radius_m,
+            return_speed_m_s=self.settings.stitch_speed_m_s,
+        )
         self.book = SessionBook(store, self.tracks, self.settings)
         self.keeper = IdentityKeeper(self.book, self.tracks, self.settings)
         self.witness = Witness(self.book, self.tracks, self.settings)

@@ -133,22 +133,25 @@ def attribute(
         near_miss = min(beyond, default=math.inf)
         confidence = single_confidence
         if near_miss - best_d < sure_margin_m:
-            confidence = min(confidence, 0.5 + 0.45 * (near_miss - best_d) / sure_margin_m)
+            confidence = _lead_confidence(near_miss - best_d, sure_margin_m, single_confidence)
         return Attribution(
             best, confidence, best_d, None, f"only shopper in reach ({best_d:.2f} m)"
         )
     runner_up = min(others)
-    lead = runner_up - best_d
-    confidence = 0.5 + 0.45 * max(-1.0, min(1.0, lead / sure_margin_m))
-    confidence = min(single_confidence, max(0.05, confidence))
     return Attribution(
         best,
-        confidence,
+        _lead_confidence(runner_up - best_d, sure_margin_m, single_confidence),
         best_d,
         runner_up,
         f"nearest of {len(others) + 1} in reach ({best_d:.2f} m, next {runner_up:.2f} m)",
         inside[1][1] if len(inside) > 1 else None,
     )
+
+
+def _lead_confidence(lead_m: float, sure_margin_m: float, single_confidence: float) -> float:
+    """0.5 for a tie, rising to 0.95 at a lead of ``sure_margin_m`` (never above single)."""
+    confidence = 0.5 + 0.45 * max(-1.0, min(1.0, lead_m / sure_margin_m))
+    return min(single_confidence, max(0.05, confidence))
 
 
 # --- weight fits ---

@@ -25,10 +25,6 @@ __all__ = ["FirstSeen", "LookSample", "TrackHistory", "segment_distance_m"]
 
 Sample = tuple[float, float, float]  # (event_time_s, x_m, y_m)
 
-# How far a series' own camera track may come back from where it was last seen
-# and still be its person (as sessions' stitch_radius_m and stitch_speed_m_s)
-RETURN_SLACK_M = 1.0
-RETURN_SPEED_M_S = 1.5
 # (event_time_s, the camera track id that sent it, unit look): a stitched track's
 # looks keep the id of the piece they came from, which may be another person
 LookSample = tuple[float, str, np.ndarray]
@@ -61,13 +57,24 @@ class TrackHistory:
     ``prune`` is never called.
     """
 
-    def __init__(self, retention_s: float = 120.0, max_samples: int = 5000) -> None:
+    def __init__(
+        self,
+        retention_s: float = 120.0,
+        max_samples: int = 5000,
+        *,
+        return_slack_m: float = 1.0,
+        return_speed_m_s: float = 1.5,
+    ) -> None:
         if retention_s <= 0:
             raise ValueError(f"retention_s must be > 0, got {retention_s!r}")
         if max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, got {max_samples!r}")
         self.retention_s = retention_s
         self.max_samples = max_samples
+        # how far a series' own camera track may come back from where it was last
+        # seen and still be its person (the brain passes its stitch radius and speed)
+        self.return_slack_m = return_slack_m
+        self.return_speed_m_s = return_speed_m_s
         self._tracks: dict[str, _Track] = {}
         # a camera track that continues a lost one is filed under the lost one's id
         self._alias: dict[str, str] = {}
@@ -143,7 +150,7 @@ class TrackHistory:
         last = self._own_last.get(series)
         if p.track_id != series or last is None:
             return False
-        reach = RETURN_SLACK_M + RETURN_SPEED_M_S * max(time_s - last[0], 0.0)
+        reach = self.return_slack_m + self.return_speed_m_s * max(time_s - last[0], 0.0)
         return math.hypot(p.x_m - last[1], p.y_m - last[2]) <= reach
 
     def canonical(self, track_id: str) -> str:
