@@ -168,7 +168,9 @@ def _add_vision_parsers(sub: argparse._SubParsersAction) -> None:
         help="detector latency and end-to-end camera-frames/s (motion gate, detector, tracker)",
     )
     bv.add_argument("--json", dest="json_out", default=None, help="write the figures as JSON here")
-    bv.add_argument("--cameras", type=int, default=8, help="cameras fed at once (default 8)")
+    bv.add_argument(
+        "--cameras", type=int, default=12, help="cameras fed at once (default 12, the demo store's)"
+    )
     bv.add_argument(
         "--active-cameras",
         type=int,
