@@ -141,7 +141,7 @@ def _export_split(
     images = boxes = 0
     for k, path in enumerate(scenario_paths):
         scenario = _reseeded(path, seed, k)
-        twin = Twin(load_store(scenario.store), scenario)
+        twin = Twin(load_store(opts.store or scenario.store), scenario)
         # several lightings: scenario k gets lighting k mod n (repeat a scenario to get all)
         lighting = lightings[k % len(lightings)]
         settings = opts.settings.model_copy(update={"lighting": lighting})
@@ -182,6 +182,7 @@ class _YoloOptions:
     empty_fraction: float
     jpeg_quality: int
     colour: str
+    store: Path | None = None  # render in this store's cameras instead of the scenario's
 
 
 def _split_dirs(out_dir: Path, split: str) -> tuple[Path, Path]:
@@ -265,6 +266,7 @@ def export_yolo(
     jpeg_quality: int = 90,
     settings: RenderSettings | None = None,
     colour: str = "none",
+    store: str | Path | None = None,
 ) -> YoloExport:
     """Render a YOLO person dataset; val is a held-out seed and lighting (see module doc).
 
@@ -274,6 +276,8 @@ def export_yolo(
     ``train_lighting`` values are dealt round the scenarios (scenario k gets
     lighting k mod n). ``colour`` is the normalisation the model's manifest will
     name (``vision.colour``): the written images are what the model will see.
+    ``store`` renders the scenarios' shoppers in another store file's cameras
+    (the same floor and gondolas, other camera mounts: views a model must learn).
     """
     out = Path(out_dir)
     train_lights, val_light = _checked_splits(
@@ -287,7 +291,13 @@ def export_yolo(
     )
     n_val = val_frames_per_camera or max(1, frames_per_camera // 4)
     opts = _YoloOptions(
-        settings or RenderSettings(), cameras, min_visibility, empty_fraction, jpeg_quality, colour
+        settings or RenderSettings(),
+        cameras,
+        min_visibility,
+        empty_fraction,
+        jpeg_quality,
+        colour,
+        None if store is None else Path(store),
     )
     paths = [Path(p) for p in scenario_paths]
     result = YoloExport(out)
@@ -306,6 +316,7 @@ def export_yolo(
     )
     meta = {
         "scenarios": [p.as_posix() for p in paths],
+        "store": None if store is None else Path(store).as_posix(),
         "train": {
             "seed": train_seed,
             "lighting": [light.model_dump() for light in train_lights],

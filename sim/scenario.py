@@ -53,6 +53,7 @@ __all__ = [
     "Sensors",
     "load_scenario",
     "parse_scenario",
+    "with_store",
 ]
 
 DEFAULT_START_TIME_S = 1_767_603_600.0  # 2026-01-05T09:00:00Z
@@ -234,3 +235,16 @@ def load_scenario(path: str | Path) -> Scenario:
             "the scenario file's folder"
         )
     return scenario
+
+
+def with_store(scenario: Scenario, store: str | Path) -> Scenario:
+    """The same shoppers in another store file (same floor and gondolas, other devices).
+
+    Used to compare layouts, e.g. where the ceiling cameras hang, on one draw.
+    """
+    path = Path(store)
+    if not path.is_file():
+        raise ScenarioFileError(
+            f"store file {path} does not exist (given to replace the scenario's)"
+        )
+    return scenario.model_copy(update={"store": path.resolve()})

@@ -351,7 +351,7 @@ def _unavailable(size: int, native: int) -> dict[str, Any]:
 
 def run_vision_bench(
     *,
-    cameras: int = 12,
+    cameras: int = 8,
     seconds: float = 5.0,
     model_dir: str | Path = DEFAULT_MODEL_DIR,
     manifest: str | Path = DEFAULT_MANIFEST,

@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--db", default=None, help="keep the SQLite ledger in this file")
     e.add_argument("--seed", type=int, default=None, help="replace the scenario's seed")
+    e.add_argument(
+        "--store", default=None, help="replace the scenario's store file (another device layout)"
+    )
     e.add_argument("--quiet", action="store_true", help="no progress lines")
     _add_vision_modes(e)
     e.add_argument(
@@ -168,9 +171,7 @@ def _add_vision_parsers(sub: argparse._SubParsersAction) -> None:
         help="detector latency and end-to-end camera-frames/s (motion gate, detector, tracker)",
     )
     bv.add_argument("--json", dest="json_out", default=None, help="write the figures as JSON here")
-    bv.add_argument(
-        "--cameras", type=int, default=12, help="cameras fed at once (default 12, the demo store's)"
-    )
+    bv.add_argument("--cameras", type=int, default=8, help="cameras fed at once (default 8)")
     bv.add_argument(
         "--active-cameras",
         type=int,
@@ -224,8 +225,13 @@ def _add_vision_parsers(sub: argparse._SubParsersAction) -> None:
         choices=["none", "grey_world"],
         help="colour normalisation written into the images; the model's manifest must match",
     )
-    ds_sub.add_parser(
+    ye = ds_sub.add_parser(
         "export", parents=[y], help="YOLO detection dataset; val from another seed and light"
+    )
+    ye.add_argument(
+        "--store",
+        default=None,
+        help="render in this store file's ceiling cameras (same floor, other mounts)",
     )
     sh = ds_sub.add_parser(
         "shelf", parents=[y], help="YOLO hand/product dataset from the shelf cameras; val held out"
@@ -310,6 +316,7 @@ def _eval(args: argparse.Namespace) -> int:
         db_path=args.db,
         truth_path=truth,
         seed=args.seed,
+        store=args.store,
         progress=None if args.quiet else sys.stderr,
         positioning=args.positioning,
         camera_fps=args.camera_fps,
@@ -470,7 +477,7 @@ def _dataset(args: argparse.Namespace) -> int:
             train_lighting=[x.strip() for x in args.train_lighting.split(",") if x.strip()],
             val_lighting=args.val_lighting,
             colour=args.colour,
-            **({"crop_px": args.crop} if args.dataset == "shelf" else {}),
+            **({"crop_px": args.crop} if args.dataset == "shelf" else {"store": args.store}),
         )
         print(f"YOLO dataset at {done.out_dir}: images {done.images}, boxes {done.boxes}")
         return 0

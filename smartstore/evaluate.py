@@ -24,7 +24,7 @@ from iot.bus import LocalTransport, Transport
 from iot.payloads import Receipt
 from iot.shelf import ShelfAdapter
 from iot.store import load_store
-from sim.scenario import load_scenario
+from sim.scenario import Scenario, load_scenario, with_store
 from sim.scoring import TrueVisit, format_table, score
 from sim.twin import Twin
 from smartstore.cameras import (
@@ -76,6 +76,14 @@ class EvalResult:
     shelf_cameras: dict[str, object] | None = None
 
 
+def _scenario(path: str | Path, seed: int | None, store: str | Path | None) -> Scenario:
+    """The scenario file with its seed and store replaced where asked."""
+    scenario = load_scenario(path)
+    if seed is not None:
+        scenario = scenario.model_copy(update={"seed": seed})
+    return scenario if store is None else with_store(scenario, store)
+
+
 def run_eval(
     scenario_path: str | Path,
     *,
@@ -84,6 +92,7 @@ def run_eval(
     step_s: float = 0.1,
     settings: BrainSettings | None = None,
     seed: int | None = None,
+    store: str | Path | None = None,
     progress: TextIO | None = sys.stderr,
     positioning: str = "cameras",
     camera_fps: float = 5.0,
@@ -96,7 +105,8 @@ def run_eval(
 ) -> EvalResult:
     """Run one scenario end to end in simulated time and score it.
 
-    ``seed`` replaces the scenario's seed (same scenario, another draw).
+    ``seed`` replaces the scenario's seed (same scenario, another draw); ``store``
+    the scenario's store file (same shoppers, another layout of devices).
     ``positioning``: ``cameras`` (rendered ceiling frames through the edge
     vision pipeline, the default) or ``simulated`` (the twin's own positions
     with Gaussian noise, for comparison). ``interactions``: ``cameras``
@@ -115,11 +125,9 @@ def run_eval(
     if positioning not in POSITIONING_MODES:
         raise ValueError(f"unknown positioning {positioning!r}; use one of {POSITIONING_MODES}")
     started = time.perf_counter()
-    scenario = load_scenario(scenario_path)
-    if seed is not None:
-        scenario = scenario.model_copy(update={"seed": seed})
-    store = load_store(scenario.store)
-    twin = Twin(store, scenario, positioning_feed=positioning == "simulated")
+    scenario = _scenario(scenario_path, seed, store)
+    store_file = load_store(scenario.store)
+    twin = Twin(store_file, scenario, positioning_feed=positioning == "simulated")
     clock = SimClock(twin.start_s)
     transport = LocalTransport()
     cameras, shelf_cams = _vision(
@@ -133,11 +141,11 @@ def run_eval(
     )
     with tempfile.TemporaryDirectory(prefix="smartstore-eval-") as tmp:
         ledger = Ledger(str(db_path or Path(tmp) / "ledger.sqlite"))
-        brain = StoreBrain(store, transport, ledger, settings=settings or BrainSettings())
+        brain = StoreBrain(store_file, transport, ledger, settings=settings or BrainSettings())
         brain.start()
         if on_brain is not None:
             on_brain(brain)
-        adapter = ShelfAdapter(store, transport, now=clock)
+        adapter = ShelfAdapter(store_file, transport, now=clock)
         adapter.start()
         try:
             _drive(twin, brain, clock, (cameras, shelf_cams), step_s=step_s, progress=progress)

@@ -49,10 +49,10 @@ from checkout.sessions import session_id_for
 from checkout.settings import BrainSettings
 from iot.bus import LocalTransport, Transport
 from iot.store import load_store
-from sim.scenario import load_scenario
+from sim.scenario import load_scenario, with_store
 from sim.scoring import format_table
 from sim.twin import Twin
-from smartstore.cameras import CameraPositioning, ShelfCameras
+from smartstore.cameras import CEILING_MANIFEST, CameraPositioning, ShelfCameras
 from smartstore.evaluate import run_eval
 from smartstore.replay_why import IdentityProbe, explain, tally
 from smartstore.replay_window import Anchors, describe_step, remember_anchors
@@ -75,12 +75,26 @@ Step = tuple[
 Embed = Callable[[list[np.ndarray]], np.ndarray]
 
 
-def _twin(scenario: str, seed: int) -> Twin:
+def _twin(scenario: str, seed: int, store: str | None = None) -> Twin:
     sc = load_scenario(scenario).model_copy(update={"seed": seed})
+    if store is not None:
+        sc = with_store(sc, store)
     return Twin(load_store(sc.store), sc, positioning_feed=False)
 
 
-def record(scenario: str, seed: int, lighting: str, out: Path) -> int:
+def _payload_twin(payload: dict[str, Any]) -> Twin:
+    return _twin(payload["scenario"], payload["seed"], payload.get("store"))
+
+
+def record(
+    scenario: str,
+    seed: int,
+    lighting: str,
+    out: Path,
+    *,
+    store: str | None = None,
+    ceiling_model: str | None = None,
+) -> int:
     steps: list[Step] = []
     original = ceiling.CeilingTracker.step
 
@@ -108,13 +122,24 @@ def record(scenario: str, seed: int, lighting: str, out: Path) -> int:
 
     ceiling.CeilingTracker.step = recording_step  # type: ignore[method-assign]
     try:
-        twin = _twin(scenario, seed)
-        CameraPositioning(twin, LocalTransport(), lighting=lighting, reid_manifest=None).advance(
-            twin.end_s
-        )
+        twin = _twin(scenario, seed, store)
+        CameraPositioning(
+            twin,
+            LocalTransport(),
+            lighting=lighting,
+            reid_manifest=None,
+            manifest=ceiling_model or CEILING_MANIFEST,
+        ).advance(twin.end_s)
     finally:
         ceiling.CeilingTracker.step = original  # type: ignore[method-assign]
-    payload = {"scenario": scenario, "seed": seed, "lighting": lighting, "steps": steps}
+    payload = {
+        "scenario": scenario,
+        "seed": seed,
+        "lighting": lighting,
+        "store": store,
+        "ceiling_model": ceiling_model,
+        "steps": steps,
+    }
     out.write_bytes(pickle.dumps(payload))
     print(f"{len(steps)} frame sets recorded to {out}")
     return 0
@@ -157,7 +182,7 @@ def _embedder(onnx: Path | None) -> Embed | None:
 
 def replay(recording: Path, overrides: list[str], reid: Path | None = None) -> int:
     payload = pickle.loads(recording.read_bytes())  # our own recording, not input
-    twin = _twin(payload["scenario"], payload["seed"])
+    twin = _payload_twin(payload)
     embed = _embedder(reid)
     for spec in overrides:
         tracker = CeilingTracker(twin.store, None, _settings(spec))
@@ -186,7 +211,7 @@ def window(
 ) -> int:
     """Print the fusion state around the chosen shoppers, step by step (``replay_window``)."""
     payload = pickle.loads(recording.read_bytes())  # our own recording, not input
-    twin = _twin(payload["scenario"], payload["seed"])
+    twin = _payload_twin(payload)
     embed = _embedder(reid)
     tracker = CeilingTracker(twin.store, None, _settings(spec))
     anchors: Anchors = {}
@@ -257,9 +282,17 @@ class _Tape:
         pass
 
 
-def record_shelves(scenario: str, seed: int, lighting: str, out: Path, step_s: float = 0.1) -> int:
+def record_shelves(
+    scenario: str,
+    seed: int,
+    lighting: str,
+    out: Path,
+    *,
+    step_s: float = 0.1,
+    store: str | None = None,
+) -> int:
     """Run the shelf cameras as ``smartstore eval`` does; keep what they publish, and when."""
-    twin = _twin(scenario, seed)
+    twin = _twin(scenario, seed, store)
     tape = _Tape()
     cams = ShelfCameras(twin, tape, lighting=lighting)
     t = twin.start_s
@@ -269,7 +302,13 @@ def record_shelves(scenario: str, seed: int, lighting: str, out: Path, step_s: f
         cams.advance(t)
     tape.now_s = math.inf
     cams.finish()
-    payload = {"scenario": scenario, "seed": seed, "lighting": lighting, "messages": tape.messages}
+    payload = {
+        "scenario": scenario,
+        "seed": seed,
+        "lighting": lighting,
+        "store": store,
+        "messages": tape.messages,
+    }
     out.write_bytes(pickle.dumps(payload))
     print(f"{len(tape.messages)} shelf camera messages recorded to {out}")
     return 0
@@ -332,6 +371,7 @@ def replay_eval(
         result = run_eval(
             payload["scenario"],
             seed=payload["seed"],
+            store=payload.get("store"),
             lighting=payload["lighting"],
             interactions="none" if shelf_recording is None else "cameras",
             settings=brain,
@@ -361,7 +401,7 @@ def replay_eval(
             flag = "missing" if r is None else ("review" if r.needs_review else "SILENT")
             print(f"{v['token']:>12} {flag:7} want {want} got {got}")
     causes: dict[str, int] = {}
-    twin = _twin(payload["scenario"], payload["seed"]) if probe is not None else None
+    twin = _payload_twin(payload) if probe is not None else None
     situations: list[str] = []
     for act in interactions:
         event_id, cause = _who_got(act, decisions, tokens)
@@ -425,11 +465,14 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("out", type=Path)
     r.add_argument("--seed", type=int, required=True)
     r.add_argument("--lighting", default="day")
+    r.add_argument("--store", help="the scenario's shoppers in this store file's cameras")
+    r.add_argument("--ceiling-model", help="manifest of another ceiling person model")
     rs = sub.add_parser("record-shelves", help="run the shelf cameras once and keep their events")
     rs.add_argument("scenario")
     rs.add_argument("out", type=Path)
     rs.add_argument("--seed", type=int, required=True)
     rs.add_argument("--lighting", default="day")
+    rs.add_argument("--store", help="the scenario's shoppers in this store file")
     q = sub.add_parser("replay", help="trackers and fusion from a recording, scored")
     q.add_argument("recording", type=Path)
     q.add_argument("overrides", nargs="+", help='JSON like {"floor": {"merge_m": 0.3}}')
@@ -457,9 +500,16 @@ def main(argv: list[str] | None = None) -> int:
         people = args.people.split(",")
         return window(args.recording, args.t0, args.t1, people, reid=args.reid, spec=args.overrides)
     if args.command == "record-shelves":
-        return record_shelves(args.scenario, args.seed, args.lighting, args.out)
+        return record_shelves(args.scenario, args.seed, args.lighting, args.out, store=args.store)
     if args.command == "record":
-        return record(args.scenario, args.seed, args.lighting, args.out)
+        return record(
+            args.scenario,
+            args.seed,
+            args.lighting,
+            args.out,
+            store=args.store,
+            ceiling_model=args.ceiling_model,
+        )
     return replay(args.recording, args.overrides, args.reid)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from iot.bus import LocalTransport
-from smartstore.fusion_replay import RecordedShelves, _Tape
+from smartstore.fusion_replay import RecordedShelves, _payload_twin, _Tape
 
 
 def test_a_taped_shelf_run_replays_each_message_once_when_its_time_comes() -> None:
@@ -23,3 +23,13 @@ def test_a_taped_shelf_run_replays_each_message_once_when_its_time_comes() -> No
     shelves.finish()
     assert got == ["a", "b", "c", "flushed"]
     assert shelves.report()["messages"] == 4
+
+
+def test_recordings_rebuild_the_twin_in_the_store_they_were_made_in() -> None:
+    def ceiling_cameras(payload: dict[str, object]) -> int:
+        twin = _payload_twin(payload)
+        return sum(c.kind == "ceiling" for c in twin.store.devices.cameras)
+
+    made = {"scenario": "scenarios/demo.yaml", "seed": 3}
+    assert ceiling_cameras(made) == 8  # recordings made before the store was kept
+    assert ceiling_cameras({**made, "store": "stores/demo-aisles.yaml"}) == 12

@@ -126,3 +126,30 @@ def test_mot_sequence_round_trips(scenario_file: Path, tmp_path: Path) -> None:
     # One row per identity per frame.
     pairs = set(zip(gt.frame.tolist(), gt.track_id.tolist(), strict=True))
     assert len(pairs) == len(gt)
+
+
+def test_export_renders_in_another_stores_cameras(scenario_file: Path, tmp_path: Path) -> None:
+    # cam-ceil-09 exists only in the aisle-rows layout; the scenario's own store lacks it
+    aisles = ROOT / "stores" / "demo-aisles.yaml"
+    done = export_yolo(
+        tmp_path,
+        [scenario_file],
+        frames_per_camera=2,
+        val_frames_per_camera=1,
+        train_seed=1,
+        val_seed=2,
+        cameras=["cam-ceil-09"],
+        store=aisles,
+    )
+    assert done.images["train"] == 2 and done.images["val"] == 1
+    meta = json.loads((tmp_path / "dataset.json").read_text(encoding="utf-8"))
+    assert meta["store"] == aisles.as_posix()
+    with pytest.raises(KeyError, match="cam-ceil-09"):
+        export_yolo(
+            tmp_path / "own",
+            [scenario_file],
+            frames_per_camera=1,
+            train_seed=1,
+            val_seed=2,
+            cameras=["cam-ceil-09"],
+        )

@@ -73,14 +73,14 @@ def test_person_outside_footprint_is_not_in_truth(store: Store) -> None:
     frame = renderer.render(twin, "cam-ceil-01", T0 + 5)
     assert frame.people == ()
     assert renderer.people_in_view(twin, "cam-ceil-01", T0 + 5) == []
-    assert [p.track_id for p in renderer.render(twin, "cam-ceil-12", T0 + 5).people] == ["trk-1"]
+    assert [p.track_id for p in renderer.render(twin, "cam-ceil-08", T0 + 5).people] == ["trk-1"]
 
 
 def test_boxes_are_clipped_to_the_image(store: Store) -> None:
     cam = store.devices.cameras[0]  # yaw 90: image right is floor +y
-    frame = CeilingRenderer(store, seed=1).render(fake_twin(standing(0, 2.0, 7.27)), cam.id, T0)
+    frame = CeilingRenderer(store, seed=1).render(fake_twin(standing(0, 2.0, 8.77)), cam.id, T0)
     (p,) = frame.people
-    head, _ = world_to_pixel(cam, np.array([[2.0, 7.27, 1.65]]))
+    head, _ = world_to_pixel(cam, np.array([[2.0, 8.77, 1.65]]))
     assert head[0, 0] > cam.width_px  # the unclipped body leaves the image...
     assert 0 <= p.xyxy[0] < p.xyxy[2] == cam.width_px  # ...the box stops at its edge
     assert 0 <= p.xyxy[1] < p.xyxy[3] <= cam.height_px

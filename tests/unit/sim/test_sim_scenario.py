@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim.scenario import ScenarioFileError, load_scenario
+from sim.scenario import ScenarioFileError, load_scenario, with_store
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -68,3 +68,12 @@ def test_relative_store_path_is_read_from_the_scenario_folder(tmp_path: Path) ->
     sub.mkdir()
     (sub / "s.yaml").write_text("store: ../stores/x.yaml\n")
     assert load_scenario(sub / "s.yaml").store == (tmp_path / "stores" / "x.yaml").resolve()
+
+
+def test_with_store_keeps_the_shoppers_and_swaps_the_store() -> None:
+    sc = load_scenario(ROOT / "scenarios" / "busy.yaml")
+    other = with_store(sc, ROOT / "stores" / "demo-aisles.yaml")
+    assert other.store == (ROOT / "stores" / "demo-aisles.yaml").resolve()
+    assert other.model_copy(update={"store": sc.store}) == sc
+    with pytest.raises(ScenarioFileError, match=r"nowhere\.yaml does not exist"):
+        with_store(sc, ROOT / "stores" / "nowhere.yaml")
