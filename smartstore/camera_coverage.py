@@ -9,8 +9,9 @@ apart (the gap between the two foot-to-head segments in the image wider than
 a body). It also reports how much of each shopper's time some camera sees
 the whole body. A shopper straight under a camera counts as unseen by it
 (``BLIND_M``): seen from directly above, a person is a head on shoulders,
-and the shipped ceiling detector, trained on oblique views, found 5 of 8
-such people against 0.98 of those 0.5 m off or further (busy seed 303).
+and the shipped ceiling detector, trained on views where few people stand
+under a camera, found 16 of 29 such people in the aisle-rows layout against
+0.94-1.00 further out (``python -m smartstore.recall_by_offset``).
 Used to weigh the demo store's camera rows (docs/architecture.md)::
 
     python -m smartstore.camera_coverage scenarios/busy.yaml --seed 23
