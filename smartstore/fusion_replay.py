@@ -94,6 +94,7 @@ def record(
     *,
     store: str | None = None,
     ceiling_model: str | None = None,
+    score_threshold: float | None = None,
 ) -> int:
     steps: list[Step] = []
     original = ceiling.CeilingTracker.step
@@ -129,6 +130,7 @@ def record(
             lighting=lighting,
             reid_manifest=None,
             manifest=ceiling_model or CEILING_MANIFEST,
+            score_threshold=0.4 if score_threshold is None else score_threshold,
         ).advance(twin.end_s)
     finally:
         ceiling.CeilingTracker.step = original  # type: ignore[method-assign]
@@ -467,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--lighting", default="day")
     r.add_argument("--store", help="the scenario's shoppers in this store file's cameras")
     r.add_argument("--ceiling-model", help="manifest of another ceiling person model")
+    r.add_argument(
+        "--score-threshold", type=float, help="detector score cut (default: smartstore eval's)"
+    )
     rs = sub.add_parser("record-shelves", help="run the shelf cameras once and keep their events")
     rs.add_argument("scenario")
     rs.add_argument("out", type=Path)
@@ -509,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out,
             store=args.store,
             ceiling_model=args.ceiling_model,
+            score_threshold=args.score_threshold,
         )
     return replay(args.recording, args.overrides, args.reid)
 
