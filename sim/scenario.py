@@ -248,3 +248,18 @@ def with_store(scenario: Scenario, store: str | Path) -> Scenario:
             f"store file {path} does not exist (given to replace the scenario's)"
         )
     return scenario.model_copy(update={"store": path.resolve()})
+
+
+def load_scenario_as(
+    path: str | Path, *, seed: int | None = None, store: str | Path | None = None
+) -> Scenario:
+    """A scenario file with its seed and its store file replaced where given.
+
+    One draw of shoppers can so be replayed with another seed or in another
+    layout of the same floor; every tool that takes ``--seed``/``--store`` reads
+    scenarios through here.
+    """
+    scenario = load_scenario(path)
+    if seed is not None:
+        scenario = scenario.model_copy(update={"seed": seed})
+    return scenario if store is None else with_store(scenario, store)

@@ -29,7 +29,7 @@ import numpy as np
 
 from iot.cameras import world_to_pixel
 from iot.store import Camera, Store, load_store
-from sim.scenario import load_scenario
+from sim.scenario import load_scenario_as
 from sim.shoppers import VisitPlan, plan_visits
 
 __all__ = ["Coverage", "close_pairs", "coverage", "seen_apart", "whole_in_view"]
@@ -125,9 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--store", default=None, help="count with this store file's cameras instead")
     ap.add_argument("--pair-m", type=float, default=1.2, help="two shoppers this close are a pair")
     args = ap.parse_args(argv)
-    scenario = load_scenario(args.scenario)
-    if args.seed is not None:
-        scenario = scenario.model_copy(update={"seed": args.seed})
+    scenario = load_scenario_as(args.scenario, seed=args.seed)
     planned_in = load_store(scenario.store)
     cams_of = load_store(args.store) if args.store else planned_in
     result = coverage(cams_of, plan_visits(planned_in, scenario), pair_m=args.pair_m)

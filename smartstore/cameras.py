@@ -29,6 +29,7 @@ from vision.reid import ReidEmbedder
 
 __all__ = [
     "CEILING_MANIFEST",
+    "CEILING_SCORE_CUT",
     "REID_MANIFEST",
     "SHELF_MANIFEST",
     "CameraPositioning",
@@ -43,6 +44,10 @@ REPO = Path(__file__).resolve().parent.parent
 CEILING_MANIFEST = REPO / "models" / "manifests" / "ceiling_person.yaml"
 SHELF_MANIFEST = REPO / "models" / "manifests" / "shelf_hands.yaml"
 REID_MANIFEST = REPO / "models" / "manifests" / "ceiling_reid.yaml"
+# The ceiling detector's score cut. Every tool that runs the ceiling cameras
+# (eval, demo, eval-tracking, fusion_replay record, recall_by_offset) takes it
+# from here, so that what they measure is what the store runs.
+CEILING_SCORE_CUT = 0.4
 ACTIVE_MARGIN_S = 1.0  # full frame rate from this long before a reach until this long after
 
 
@@ -67,7 +72,7 @@ class CameraPositioning:
         fps: float = 5.0,
         lighting: str = "day",
         manifest: str | Path = CEILING_MANIFEST,
-        score_threshold: float = 0.4,
+        score_threshold: float = CEILING_SCORE_CUT,
         threads: int | None = None,
         motion_gating: bool = True,
         reid_manifest: str | Path | None = REID_MANIFEST,

@@ -24,7 +24,7 @@ from iot.bus import LocalTransport, Transport
 from iot.payloads import Receipt
 from iot.shelf import ShelfAdapter
 from iot.store import load_store
-from sim.scenario import Scenario, load_scenario, with_store
+from sim.scenario import load_scenario_as
 from sim.scoring import TrueVisit, format_table, score
 from sim.twin import Twin
 from smartstore.cameras import (
@@ -76,14 +76,6 @@ class EvalResult:
     shelf_cameras: dict[str, object] | None = None
 
 
-def _scenario(path: str | Path, seed: int | None, store: str | Path | None) -> Scenario:
-    """The scenario file with its seed and store replaced where asked."""
-    scenario = load_scenario(path)
-    if seed is not None:
-        scenario = scenario.model_copy(update={"seed": seed})
-    return scenario if store is None else with_store(scenario, store)
-
-
 def run_eval(
     scenario_path: str | Path,
     *,
@@ -125,7 +117,7 @@ def run_eval(
     if positioning not in POSITIONING_MODES:
         raise ValueError(f"unknown positioning {positioning!r}; use one of {POSITIONING_MODES}")
     started = time.perf_counter()
-    scenario = _scenario(scenario_path, seed, store)
+    scenario = load_scenario_as(scenario_path, seed=seed, store=store)
     store_file = load_store(scenario.store)
     twin = Twin(store_file, scenario, positioning_feed=positioning == "simulated")
     clock = SimClock(twin.start_s)

@@ -49,10 +49,15 @@ from checkout.sessions import session_id_for
 from checkout.settings import BrainSettings
 from iot.bus import LocalTransport, Transport
 from iot.store import load_store
-from sim.scenario import load_scenario, with_store
+from sim.scenario import load_scenario_as
 from sim.scoring import format_table
 from sim.twin import Twin
-from smartstore.cameras import CEILING_MANIFEST, CameraPositioning, ShelfCameras
+from smartstore.cameras import (
+    CEILING_MANIFEST,
+    CEILING_SCORE_CUT,
+    CameraPositioning,
+    ShelfCameras,
+)
 from smartstore.evaluate import run_eval
 from smartstore.replay_why import IdentityProbe, explain, tally
 from smartstore.replay_window import Anchors, describe_step, remember_anchors
@@ -76,9 +81,7 @@ Embed = Callable[[list[np.ndarray]], np.ndarray]
 
 
 def _twin(scenario: str, seed: int, store: str | None = None) -> Twin:
-    sc = load_scenario(scenario).model_copy(update={"seed": seed})
-    if store is not None:
-        sc = with_store(sc, store)
+    sc = load_scenario_as(scenario, seed=seed, store=store)
     return Twin(load_store(sc.store), sc, positioning_feed=False)
 
 
@@ -130,7 +133,7 @@ def record(
             lighting=lighting,
             reid_manifest=None,
             manifest=ceiling_model or CEILING_MANIFEST,
-            score_threshold=0.4 if score_threshold is None else score_threshold,
+            score_threshold=CEILING_SCORE_CUT if score_threshold is None else score_threshold,
         ).advance(twin.end_s)
     finally:
         ceiling.CeilingTracker.step = original  # type: ignore[method-assign]

@@ -23,9 +23,9 @@ import numpy as np
 from iot.store import load_store
 from models.registry import load_model
 from sim.render import CeilingRenderer
-from sim.scenario import load_scenario, with_store
+from sim.scenario import load_scenario_as
 from sim.twin import Twin
-from smartstore.cameras import CEILING_MANIFEST, model_dir_of
+from smartstore.cameras import CEILING_MANIFEST, CEILING_SCORE_CUT, model_dir_of
 from vision.detect import OnnxDetector, box_iou
 
 __all__ = ["BANDS_M", "recall_by_offset"]
@@ -67,21 +67,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="replace the scenario's seed")
     ap.add_argument("--store", default=None, help="render in this store file's cameras")
     ap.add_argument("--model", default=str(CEILING_MANIFEST), help="ceiling model manifest")
+    ap.add_argument(
+        "--score", type=float, default=CEILING_SCORE_CUT, help="detector score cut (the store's)"
+    )
     ap.add_argument("--start-s", type=float, default=20.0, help="first frame, s after opening")
     ap.add_argument("--end-s", type=float, default=320.0, help="last frame before this, s")
     ap.add_argument("--every-s", type=float, default=7.0, help="seconds between frame sets")
     args = ap.parse_args(argv)
-    scenario = load_scenario(args.scenario)
-    if args.seed is not None:
-        scenario = scenario.model_copy(update={"seed": args.seed})
-    if args.store is not None:
-        scenario = with_store(scenario, args.store)
+    scenario = load_scenario_as(args.scenario, seed=args.seed, store=args.store)
     twin = Twin(load_store(scenario.store), scenario, positioning_feed=False)
     model = load_model(args.model, model_dir=model_dir_of(Path(args.model)))
-    detector = OnnxDetector.from_model(model, score_threshold=0.4)
+    detector = OnnxDetector.from_model(model, score_threshold=args.score)
     times = twin.start_s + np.arange(args.start_s, args.end_s, args.every_s)
     renderer = CeilingRenderer(twin.store, seed=scenario.seed)
-    print(f"model {model.manifest.name}, {len(times)} frame sets, score >= 0.4, IoU {IOU}")
+    name = model.manifest.name
+    print(f"model {name}, {len(times)} frame sets, score >= {args.score}, IoU {IOU}")
     for lower, found, total in recall_by_offset(twin, detector, list(times), renderer):
         if total:
             print(f"{lower:.1f} m and further: recall {found / total:.2f} ({found} of {total})")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim.scenario import ScenarioFileError, load_scenario, with_store
+from sim.scenario import ScenarioFileError, load_scenario, load_scenario_as, with_store
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -77,3 +77,14 @@ def test_with_store_keeps_the_shoppers_and_swaps_the_store() -> None:
     assert other.model_copy(update={"store": sc.store}) == sc
     with pytest.raises(ScenarioFileError, match=r"nowhere\.yaml does not exist"):
         with_store(sc, ROOT / "stores" / "nowhere.yaml")
+
+
+def test_load_scenario_as_replaces_only_what_is_given() -> None:
+    path = ROOT / "scenarios" / "busy.yaml"
+    plain = load_scenario(path)
+    assert load_scenario_as(path) == plain
+    reseeded = load_scenario_as(path, seed=plain.seed + 1)
+    assert reseeded.seed == plain.seed + 1 and reseeded.store == plain.store
+    moved = load_scenario_as(path, seed=7, store=ROOT / "stores" / "demo-aisles.yaml")
+    assert moved.seed == 7 and moved.store.name == "demo-aisles.yaml"
+    assert moved.model_copy(update={"seed": plain.seed, "store": plain.store}) == plain
