@@ -55,6 +55,7 @@ from sim.twin import Twin
 from smartstore.cameras import (
     CEILING_MANIFEST,
     CEILING_SCORE_CUT,
+    SHELF_MANIFEST,
     CameraPositioning,
     ShelfCameras,
 )
@@ -295,11 +296,12 @@ def record_shelves(
     *,
     step_s: float = 0.1,
     store: str | None = None,
+    shelf_model: str | None = None,
 ) -> int:
     """Run the shelf cameras as ``smartstore eval`` does; keep what they publish, and when."""
     twin = _twin(scenario, seed, store)
     tape = _Tape()
-    cams = ShelfCameras(twin, tape, lighting=lighting)
+    cams = ShelfCameras(twin, tape, lighting=lighting, manifest=shelf_model or SHELF_MANIFEST)
     t = twin.start_s
     while t < twin.end_s:
         t = min(t + step_s, twin.end_s)
@@ -312,6 +314,7 @@ def record_shelves(
         "seed": seed,
         "lighting": lighting,
         "store": store,
+        "shelf_model": shelf_model,
         "messages": tape.messages,
     }
     out.write_bytes(pickle.dumps(payload))
@@ -481,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     rs.add_argument("--seed", type=int, required=True)
     rs.add_argument("--lighting", default="day")
     rs.add_argument("--store", help="the scenario's shoppers in this store file")
+    rs.add_argument("--shelf-model", help="manifest of another shelf hand model")
     q = sub.add_parser("replay", help="trackers and fusion from a recording, scored")
     q.add_argument("recording", type=Path)
     q.add_argument("overrides", nargs="+", help='JSON like {"floor": {"merge_m": 0.3}}')
@@ -508,7 +512,14 @@ def main(argv: list[str] | None = None) -> int:
         people = args.people.split(",")
         return window(args.recording, args.t0, args.t1, people, reid=args.reid, spec=args.overrides)
     if args.command == "record-shelves":
-        return record_shelves(args.scenario, args.seed, args.lighting, args.out, store=args.store)
+        return record_shelves(
+            args.scenario,
+            args.seed,
+            args.lighting,
+            args.out,
+            store=args.store,
+            shelf_model=args.shelf_model,
+        )
     if args.command == "record":
         return record(
             args.scenario,
