@@ -98,7 +98,7 @@ def record(
     *,
     store: str | None = None,
     ceiling_model: str | None = None,
-    score_threshold: float | None = None,
+    score_threshold: float = CEILING_SCORE_CUT,
 ) -> int:
     steps: list[Step] = []
     original = ceiling.CeilingTracker.step
@@ -134,7 +134,7 @@ def record(
             lighting=lighting,
             reid_manifest=None,
             manifest=ceiling_model or CEILING_MANIFEST,
-            score_threshold=CEILING_SCORE_CUT if score_threshold is None else score_threshold,
+            score_threshold=score_threshold,
         ).advance(twin.end_s)
     finally:
         ceiling.CeilingTracker.step = original  # type: ignore[method-assign]
@@ -476,7 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--store", help="the scenario's shoppers in this store file's cameras")
     r.add_argument("--ceiling-model", help="manifest of another ceiling person model")
     r.add_argument(
-        "--score-threshold", type=float, help="detector score cut (default: smartstore eval's)"
+        "--score-threshold",
+        type=float,
+        default=CEILING_SCORE_CUT,
+        help="detector score cut (default: the store's, smartstore.cameras.CEILING_SCORE_CUT)",
     )
     rs = sub.add_parser("record-shelves", help="run the shelf cameras once and keep their events")
     rs.add_argument("scenario")
