@@ -171,7 +171,9 @@ def publish(transport: Transport, store_id: str, payload: Event, *, kind: str | 
     return topic
 
 
-_CHANNEL_BY_MODEL: dict[type[Event], Channel] = {c.model: c for c in TOPICS.values()}
+_CHANNEL_BY_MODEL: dict[type[Event], Channel] = {
+    c.model: c for c in TOPICS.values() if c.model is not None
+}
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,11 @@ class Inbox:
         """
         if channel.kind == ANY and kind is None:
             raise ValueError(f"channel {channel.name!r} is on every kind; pass kind=")
+        if channel.model is None:
+            raise ValueError(
+                f"channel {channel.name!r} carries a vendor format; its adapter subscribes "
+                "to the transport and parses it"
+            )
 
         def callback(topic: str, data: bytes) -> None:
             self._receive(channel, topic, data, handler, max_lateness_s)
@@ -258,6 +265,7 @@ class Inbox:
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             self.reject(topic, data, "malformed JSON")
             return
+        assert channel.model is not None  # on() refuses vendor channels
         try:
             payload = channel.model.model_validate_json(data)
         except ValidationError as exc:

@@ -18,7 +18,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "Alert",
     "CartEvent",
+    "CaseEvent",
     "DeadLetter",
     "DeviceStatus",
     "Event",
@@ -31,6 +33,7 @@ __all__ = [
     "SessionEvent",
     "ShelfEvent",
     "ShelfSamples",
+    "TagPassage",
     "TrackBatch",
     "TrackPoint",
 ]
@@ -221,7 +224,82 @@ class Receipt(Event):
     review_reasons: list[str] = Field(default_factory=list)
 
 
+class TagPassage(Event):
+    """An RFID-tagged item passed a reader's gate: decided from the order of antenna zones.
+
+    Published by the RFID adapter (``iot.rfid_adapter``) once the tag has gone
+    quiet; ``event_time_s`` is the last read, ``first_seen_s`` the first.
+    Static tags near the door (read on and on without moving) never pass.
+    """
+
+    epc_hex: str = Field(pattern=r"^[0-9A-F]{16,64}$", description="EPC bank, upper-case hex.")
+    epc_uri: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Pure-identity URI (urn:epc:id:...) when the scheme is known, else none.",
+    )
+    gtin: str | None = Field(
+        default=None, pattern=r"^\d{14}$", description="GTIN-14 of an SGTIN, else none."
+    )
+    gate_id: Id = Field(description="The store gate this reader guards.")
+    direction: Literal["out", "in"] = Field(description="out: from the store side to the street.")
+    first_seen_s: EventTime
+    zones: list[Literal["inner", "outer"]] = Field(
+        min_length=1, max_length=64, description="Antenna zones in the order the tag was read."
+    )
+    reads: int = Field(ge=1, le=1_000_000)
+    peak_rssi_dbm: float = Field(ge=-150.0, le=50.0)
+
+
 # --- operations ---
+
+
+class Alert(Event):
+    """A store-operations alert raised or cleared (stock, device health); QoS 1.
+
+    ``alert_id`` names one episode: the raise and the clear of the same
+    episode share it, so a consumer can pair them.
+    """
+
+    alert_id: Id
+    kind: Literal["low_stock", "stockout", "device_health"]
+    state: Literal["raised", "cleared"]
+    plate_id: Id | None = None
+    sku: Id | None = None
+    gondola_id: Id | None = None
+    units: int | None = Field(default=None, ge=0, le=1_000_000, description="Units on shelf.")
+    threshold_units: int | None = Field(default=None, ge=0, le=1_000_000)
+    message: str = Field(default="", max_length=500)
+
+
+CaseRule = Literal[
+    "tagged_item_unpaid",
+    "tailgating",
+    "unattributed_removal",
+    "wrong_put_back",
+    "weight_loss_no_interaction",
+    "dispute",
+]
+CaseState = Literal[
+    "new", "in_review", "confirmed_theft", "no_theft", "operational_issue", "resolved"
+]
+
+
+class CaseEvent(Event):
+    """A loss-prevention (or operations) case opened, updated with evidence, or moved on."""
+
+    case_id: Id
+    rule: CaseRule
+    category: Literal["theft", "operations", "dispute"]
+    state: CaseState
+    incident_s: EventTime = Field(description="When the incident happened (first evidence).")
+    confidence: Confidence
+    summary: str = Field(max_length=1000)
+    session_id: Id | None = None
+    track_ids: list[Id] = Field(default_factory=list, max_length=50)
+    plate_id: Id | None = None
+    sku: Id | None = None
+    epc_hex: str | None = Field(default=None, pattern=r"^[0-9A-F]{16,64}$")
 
 
 class DeviceStatus(Event):

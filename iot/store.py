@@ -38,6 +38,8 @@ __all__ = [
     "Gondola",
     "PlanogramEntry",
     "Plate",
+    "RfidAntenna",
+    "RfidReader",
     "Shelf",
     "ShelfController",
     "Store",
@@ -229,8 +231,36 @@ class Camera(_Strict):
     gondola: str | None = Field(default=None, description="For shelf cameras: the gondola watched.")
 
 
+class RfidAntenna(_Strict):
+    """One antenna of a gate reader; the order its zones read a tag in gives the direction."""
+
+    port: int = Field(ge=1, le=64, description="Antenna port number on the reader.")
+    zone: Literal["inner", "outer"] = Field(
+        description="inner: the store side of the gate line; outer: the street side."
+    )
+    position_m: Point = Field(description="Floor point the antenna's field is centred on, m.")
+    range_m: float = Field(default=0.6, gt=0, le=5, description="Read range on the floor, m.")
+
+
 class RfidReader(_Strict):
-    id: str = Field(description="RFID reader device id (used by the store-operations issue).")
+    id: str = Field(description="RFID reader device id; its vendor JSON comes on rfid/<id>/raw.")
+    format: Literal["impinj", "zebra"] = Field(
+        default="impinj",
+        description="impinj: IoT device interface tagInventory events; zebra: IoT Connector "
+        "tag data events.",
+    )
+    gate: str | None = Field(default=None, description="Id of the gate line this reader guards.")
+    antennas: list[RfidAntenna] = Field(default_factory=list, description="Antennas by port.")
+
+    @model_validator(mode="after")
+    def _both_zones_unique_ports(self) -> RfidReader:
+        _check_unique(f"antenna port of reader {self.id}", [a.port for a in self.antennas])
+        if self.gate is not None and {a.zone for a in self.antennas} != {"inner", "outer"}:
+            raise ValueError(
+                f"reader {self.id!r} guards gate {self.gate!r}: it needs at least one inner "
+                "and one outer antenna to tell direction"
+            )
+        return self
 
 
 class Devices(_Strict):
@@ -246,7 +276,7 @@ class Devices(_Strict):
         default_factory=list, description="Cameras, declared for later use."
     )
     rfid_readers: list[RfidReader] = Field(
-        default_factory=list, description="RFID readers, declared for later."
+        default_factory=list, description="RFID readers at the gates."
     )
 
 
@@ -283,6 +313,12 @@ class Store(_Strict):
             if entry.sku not in skus:
                 raise ValueError(f"planogram[{n}].sku {entry.sku!r} is not in the catalog")
         self._check_full_plates_fit()
+        gate_ids = {g.id for g in self.floor.gates}
+        for n, reader in enumerate(self.devices.rfid_readers):
+            if reader.gate is not None and reader.gate not in gate_ids:
+                raise ValueError(
+                    f"devices.rfid_readers[{n}].gate {reader.gate!r} is not a gate of the floor"
+                )
         gondola_ids = {g.id for g in self.gondolas}
         for n, ctl in enumerate(self.devices.shelf_controllers):
             if ctl.gondola not in gondola_ids:

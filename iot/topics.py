@@ -15,7 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from iot.payloads import (
+    Alert,
     CartEvent,
+    CaseEvent,
     DeadLetter,
     DeviceStatus,
     Event,
@@ -26,6 +28,7 @@ from iot.payloads import (
     SessionEvent,
     ShelfEvent,
     ShelfSamples,
+    TagPassage,
     TrackBatch,
 )
 
@@ -42,7 +45,8 @@ class Channel:
     name: str
     kind: str  # device kind segment; ANY for channels every kind has (status, deadletter)
     channel: str
-    model: type[Event] = field(repr=False)
+    # None: the device's own vendor format (an RFID reader's JSON), parsed by its adapter.
+    model: type[Event] | None = field(repr=False)
     qos: int = field(repr=False)
     retain: bool = field(repr=False)
     description: str = field(repr=False)
@@ -126,6 +130,42 @@ def _channels() -> dict[str, Channel]:
         ),
         Channel("receipts", "brain", "receipts", Receipt, 1, False, "Receipts issued at exit."),
         Channel(
+            "rfid_raw",
+            "rfid",
+            "raw",
+            None,
+            0,
+            False,
+            "An RFID reader's own JSON (Impinj tagInventory or Zebra IoT Connector tag data).",
+        ),
+        Channel(
+            "tag_passages",
+            "rfid",
+            "passages",
+            TagPassage,
+            1,
+            False,
+            "Tagged items that passed a gate, with direction, from the RFID adapter.",
+        ),
+        Channel(
+            "alerts",
+            "ops",
+            "alerts",
+            Alert,
+            1,
+            False,
+            "Stock and device alerts raised and cleared (hysteresis: no flapping).",
+        ),
+        Channel(
+            "cases",
+            "ops",
+            "cases",
+            CaseEvent,
+            1,
+            False,
+            "Loss-prevention and operations cases opened or moved on, with confidence.",
+        ),
+        Channel(
             "status",
             ANY,
             "status",
@@ -172,8 +212,9 @@ def topics_markdown() -> str:
     for c in TOPICS.values():
         kind = "<kind>" if c.kind == ANY else c.kind
         topic = f"{PREFIX}/<store>/{kind}/<device>/{c.channel}"
+        payload = f"`{c.model.__name__}`" if c.model is not None else "vendor JSON"
         rows.append(
-            f"| `{topic}` | `{c.model.__name__}` | {c.qos} | {'yes' if c.retain else 'no'} "
+            f"| `{topic}` | {payload} | {c.qos} | {'yes' if c.retain else 'no'} "
             f"| {c.description} |"
         )
     return "\n".join(rows)
