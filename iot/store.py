@@ -285,6 +285,15 @@ class Store(_Strict):
         pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Lowercase id used in MQTT topics."
     )
     name: str = Field(description="Display name.")
+    gln: str | None = Field(
+        default=None,
+        pattern=r"^\d{13}$",
+        description="The store's GS1 Global Location Number (13 digits, valid check digit): "
+        "where its EPCIS events happened.",
+    )
+    gln_company_prefix_digits: int = Field(
+        default=7, ge=6, le=12, description="Digits of the GS1 company prefix inside the GLN."
+    )
     reach_m: float = Field(
         default=0.9, gt=0, le=3, description="How far from a plate's front a shopper can reach."
     )
@@ -296,6 +305,9 @@ class Store(_Strict):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Store:
+        if self.gln is not None and int(self.gln[12]) != gtin_check_digit("0" + self.gln[:12]):
+            expected = gtin_check_digit("0" + self.gln[:12])
+            raise ValueError(f"gln {self.gln} has check digit {self.gln[12]}, expected {expected}")
         _check_unique("gondola id", [g.id for g in self.gondolas])
         _check_unique("shelf id", [s.id for g in self.gondolas for s in g.shelves])
         _check_unique(
