@@ -60,6 +60,7 @@ from iot.payloads import (
     Receipt,
     SessionEvent,
     ShelfEvent,
+    ShelfOutcome,
     TrackBatch,
 )
 from iot.store import Store
@@ -120,6 +121,7 @@ class StoreBrain:
         self._last_prune_s = -math.inf
         self._last_tick_s: float | None = None  # the composition root's clock, once it ticks
         self._status_n = 0
+        self._near: tuple[float, str, str | None] | None = None  # of the last attribution
 
     # --- life cycle ---
 
@@ -366,12 +368,12 @@ class StoreBrain:
         if who.session_id is None:
             self._counts["events_unattributed"] += 1
             log.info("shelf event %s on %s unattributed: %s", ev.id, ev.plate_id, who.reason)
-            self._record(ev, None, "unattributed", who.reason)
+            self._record(ev, None, "unattributed", who.reason, seen=seen)
             return
         record = self.book.get(who.session_id)
         assert record is not None
         if record.receipt_id is not None:
-            self._record(ev, record.session_id, "late", who.reason)
+            self._record(ev, record.session_id, "late", who.reason, seen=seen)
             self._late(
                 msg, f"shelf event {ev.id} is for session {record.session_id}, already receipted"
             )
@@ -382,7 +384,7 @@ class StoreBrain:
             self._counts["events_unexplained"] += 1
             record.review_reasons.append(f"shelf event {ev.id} on {ev.plate_id}: {what.reason}")
             self.ledger.save_session(record)
-            self._record(ev, record.session_id, "unexplained", what.reason)
+            self._record(ev, record.session_id, "unexplained", what.reason, seen=seen)
             return
         self._counts["events_attributed"] += 1
         self._flag_runner_up(ev, who)
@@ -406,7 +408,7 @@ class StoreBrain:
             on_plate = self._foreign.setdefault(ev.plate_id, {})
             on_plate[sku] = max(0, on_plate.get(sku, 0) + delta)
             self.ledger.set_plate_foreign(ev.plate_id, sku, on_plate[sku])
-        self._record(ev, record.session_id, "cart", line.reason)
+        self._record(ev, record.session_id, "cart", line.reason, seen=seen, line=line)
 
     def _flag_runner_up(self, ev: ShelfEvent, who: Attribution) -> None:
         """An unsure attribution may have charged the wrong one of two shoppers: flag both."""
@@ -516,6 +518,7 @@ class StoreBrain:
             single_confidence=self.settings.single_candidate_confidence,
             rivals_m=rivals.values(),
         )
+        self._near = min(near, default=None)  # who stood nearest: for the outcome event
         in_reach = [n for n in near if n[0] <= reach + self.settings.reach_margin_m]
         if not in_reach:
             return who
@@ -591,8 +594,16 @@ class StoreBrain:
         )
 
     def _record(
-        self, ev: ShelfEvent, session_id: str | None, outcome: _Outcome, reason: str
+        self,
+        ev: ShelfEvent,
+        session_id: str | None,
+        outcome: _Outcome,
+        reason: str,
+        *,
+        seen: Interaction | None = None,
+        line: CartEvent | None = None,
     ) -> None:
+        """Keep the decision in the ledger and tell store operations how it was settled."""
         self.ledger.record_decision(
             ShelfDecision(
                 event_id=ev.id,
@@ -601,6 +612,31 @@ class StoreBrain:
                 reason=reason,
                 event_time_s=ev.event_time_s,
                 payload=ev.model_dump_json(),
+            )
+        )
+        near, self._near = self._near, None
+        plate_skus = {e.sku for e in self.store.skus_on_plate(ev.plate_id)}
+        self._publish(
+            ShelfOutcome(
+                id=derived_id("o-", ev.id),
+                event_time_s=ev.event_time_s,
+                device_id=self.service_id,
+                source_event_id=ev.id,
+                plate_id=ev.plate_id,
+                action=ev.action,
+                quantity=ev.quantity,
+                shelf_sku=ev.sku,
+                outcome=outcome,
+                session_id=session_id,
+                sku=line.sku if line else None,
+                foreign=line is not None and line.sku not in plate_skus,
+                nearest_track_id=near[1] if near else None,
+                nearest_m=round(min(near[0], 1000.0), 3) if near else None,
+                nearest_bound=near is not None and near[2] is not None,
+                hand_seen=seen is not None,
+                seen_sku=seen.sku if seen else None,
+                seen_sku_confidence=seen.sku_confidence if seen else 0.0,
+                reason=reason[:500],
             )
         )
 

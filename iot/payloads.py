@@ -32,6 +32,7 @@ __all__ = [
     "ReceiptLine",
     "SessionEvent",
     "ShelfEvent",
+    "ShelfOutcome",
     "ShelfSamples",
     "TagPassage",
     "TrackBatch",
@@ -199,6 +200,37 @@ class CartEvent(Event):
         default=None, ge=0, le=100_000, description="Weight per unit the shelf measured, g."
     )
     reason: str = Field(default="", max_length=500, description="Why fusion decided this line.")
+
+
+class ShelfOutcome(Event):
+    """How the brain settled one shelf event: on a visit's cart, or on nobody, and why.
+
+    Store operations read it: inventory, and the shrink rules (a removal no
+    shopper could have made, a put-back of another product).
+    """
+
+    source_event_id: Id = Field(description="The shelf event settled.")
+    plate_id: Id
+    action: Literal["pick", "put"]
+    quantity: int = Field(ge=1, le=1000, description="Units the scale read.")
+    shelf_sku: Id = Field(description="The SKU the shelf event named (the plate's planogram).")
+    outcome: Literal["cart", "unattributed", "unexplained", "late"]
+    session_id: Id | None = Field(default=None, description="The visit charged or credited.")
+    sku: Id | None = Field(default=None, description="SKU of the cart line (cart outcome).")
+    foreign: bool = Field(
+        default=False, description="The cart line's SKU is not one the planogram puts there."
+    )
+    nearest_track_id: Id | None = Field(
+        default=None, description="The person track nearest the act, bound to a visit or not."
+    )
+    nearest_m: float | None = Field(default=None, ge=0, le=1000)
+    nearest_bound: bool = Field(
+        default=False, description="Whether that nearest track belongs to a visit in the store."
+    )
+    hand_seen: bool = Field(default=False, description="A shelf camera saw a hand there.")
+    seen_sku: Id | None = Field(default=None, description="SKU the shelf camera saw in hand.")
+    seen_sku_confidence: Confidence = 0.0
+    reason: str = Field(default="", max_length=500)
 
 
 class ReceiptLine(BaseModel):

@@ -254,7 +254,7 @@ class RfidReader(_Strict):
 
     @model_validator(mode="after")
     def _both_zones_unique_ports(self) -> RfidReader:
-        _check_unique(f"antenna port of reader {self.id}", [a.port for a in self.antennas])
+        _check_unique(f"antenna port of reader {self.id}", [str(a.port) for a in self.antennas])
         if self.gate is not None and {a.zone for a in self.antennas} != {"inner", "outer"}:
             raise ValueError(
                 f"reader {self.id!r} guards gate {self.gate!r}: it needs at least one inner "

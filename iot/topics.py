@@ -27,6 +27,7 @@ from iot.payloads import (
     Receipt,
     SessionEvent,
     ShelfEvent,
+    ShelfOutcome,
     ShelfSamples,
     TagPassage,
     TrackBatch,
@@ -128,6 +129,15 @@ def _channels() -> dict[str, Channel]:
             False,
             "Cart ledger lines decided by fusion.",
         ),
+        Channel(
+            "shelf_outcomes",
+            "brain",
+            "outcomes",
+            ShelfOutcome,
+            1,
+            False,
+            "How each shelf event was settled: on a cart or on nobody, with who was near.",
+        ),
         Channel("receipts", "brain", "receipts", Receipt, 1, False, "Receipts issued at exit."),
         Channel(
             "rfid_raw",
@@ -214,7 +224,6 @@ def topics_markdown() -> str:
         topic = f"{PREFIX}/<store>/{kind}/<device>/{c.channel}"
         payload = f"`{c.model.__name__}`" if c.model is not None else "vendor JSON"
         rows.append(
-            f"| `{topic}` | {payload} | {c.qos} | {'yes' if c.retain else 'no'} "
-            f"| {c.description} |"
+            f"| `{topic}` | {payload} | {c.qos} | {'yes' if c.retain else 'no'} | {c.description} |"
         )
     return "\n".join(rows)

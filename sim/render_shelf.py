@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -60,6 +61,7 @@ from sim.render_hand import HandDrawing, draw_hand
 from sim.render_package import package_image, package_size_m
 from sim.render_scene import static_view
 from sim.shoppers import Reach, VisitPlan
+from sim.stock import RestockPlan
 
 __all__ = [
     "SHELF_SETTINGS",
@@ -173,7 +175,9 @@ class StockLedger:
     leaves a unit of another SKU on the plate.
     """
 
-    def __init__(self, store: Store, visits: list[VisitPlan]) -> None:
+    def __init__(
+        self, store: Store, visits: list[VisitPlan], restocks: Sequence[RestockPlan] = ()
+    ) -> None:
         self.initial: dict[tuple[str, str], int] = {}
         for e in store.planogram:
             key = (e.plate, e.sku)
@@ -183,6 +187,8 @@ class StockLedger:
             for r in v.reaches:
                 delta = -r.quantity if r.action == "pick" else r.quantity
                 moves.setdefault((r.plate_id, r.sku), []).append((r.change_s, delta))
+        for rs in restocks:
+            moves.setdefault((rs.plate_id, rs.sku), []).append((rs.t_s, rs.units))
         self._times: dict[tuple[str, str], np.ndarray] = {}
         self._totals: dict[tuple[str, str], np.ndarray] = {}
         for key, ms in moves.items():
@@ -320,7 +326,9 @@ class ShelfRenderer:
     def _ledger(self, twin: Any) -> tuple[list[VisitPlan], StockLedger]:
         visits: list[VisitPlan] = twin.visits
         if self._plan is None or self._plan[0] is not visits:  # a new twin: book its reaches
-            self._plan = (visits, StockLedger(self.store, visits))
+            # the twin's own store: its piles may start part full (stock.initial_fraction)
+            stocked = getattr(twin, "store", self.store)
+            self._plan = (visits, StockLedger(stocked, visits, getattr(twin, "restocks", ())))
             self._paths.clear()
         return self._plan
 

@@ -28,6 +28,17 @@ Schema (every field has a default except ``store``)::
       drift_g_per_h: 4.0            # slow load-cell drift, g per hour (per plate)
       positioning_noise_m: 0.08     # Gaussian noise on each track coordinate, m
       positioning_rate_hz: 5.0      # track batches per second
+    theft:
+      tailgaters: 0                 # walk in behind a scanning shopper, no scan-in
+      tailgater_tagged_prob: 0.7    # a tailgater's stop goes for an RFID-tagged SKU
+      swaps: 0                      # take a tagged product, leave another one in its place
+      weight_losses: [{at_s: 500, plate: g02-s1-p1, grams: 300}]   # nobody there
+      stray_tags_per_reader: 0      # static tagged items by each gate reader
+    stock:
+      initial_fraction: 1.0         # share of the planogram's initial_units on the shelves
+      restocks:                     # staff put units back (no shopper): one pile or all
+      - {at_s: 900, capacity_fraction: 0.5}          # every pile, half its capacity
+      - {at_s: 300, plate: g01-s1-p1, sku: SKU001, units: 6}
 
 >>> from pathlib import Path
 >>> s = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "normal.yaml")
@@ -48,9 +59,13 @@ __all__ = [
     "Behaviour",
     "FloatRange",
     "IntRange",
+    "Restock",
     "Scenario",
     "ScenarioFileError",
     "Sensors",
+    "Stock",
+    "Theft",
+    "WeightLoss",
     "load_scenario",
     "parse_scenario",
     "with_store",
@@ -187,6 +202,83 @@ class Sensors(_Strict):
     )
 
 
+class Restock(_Strict):
+    """Staff put units back on a plate: one pile, or every pile of the store."""
+
+    at_s: float = Field(ge=0, description="Seconds after the scenario's start.")
+    plate: str | None = Field(default=None, description="Plate id; none: every stocked plate.")
+    sku: str | None = Field(
+        default=None, description="SKU on that plate; none: every SKU the planogram puts there."
+    )
+    units: int | None = Field(default=None, ge=1, le=10_000, description="Units added per pile.")
+    capacity_fraction: float | None = Field(
+        default=None, gt=0, le=1, description="Units added per pile as a share of its capacity."
+    )
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> Restock:
+        if (self.units is None) == (self.capacity_fraction is None):
+            raise ValueError("give exactly one of units or capacity_fraction")
+        if self.sku is not None and self.plate is None:
+            raise ValueError(f"sku {self.sku!r} needs the plate it is restocked on")
+        return self
+
+
+class Stock(_Strict):
+    initial_fraction: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Share of the planogram's initial_units on the shelves at the start "
+        "(a store before its morning delivery); rounded per pile.",
+    )
+    restocks: list[Restock] = Field(
+        default_factory=list, description="Staff restocking during the run, in any order."
+    )
+
+
+class WeightLoss(_Strict):
+    """A plate loses weight with nobody there (spoilage, a leaking pack, a failing cell)."""
+
+    at_s: float = Field(ge=0, description="Seconds after the scenario's start.")
+    plate: str = Field(description="Plate id.")
+    grams: float = Field(gt=0, le=20_000, description="Weight lost at once, g.")
+
+
+class Theft(_Strict):
+    tailgaters: int = Field(
+        default=0,
+        ge=0,
+        le=500,
+        description="People who walk in right behind a scanning shopper without scanning, "
+        "shop, and walk out.",
+    )
+    tailgater_tagged_prob: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="Per stop of a tailgater: the chance it goes for a plate of an RFID-tagged "
+        "SKU (the high-value ones) when one is in stock.",
+    )
+    swaps: int = Field(
+        default=0,
+        ge=0,
+        le=500,
+        description="Shoppers who take a tagged product and leave another product they carry "
+        "on its plate in its place (wrong-item put-back).",
+    )
+    weight_losses: list[WeightLoss] = Field(
+        default_factory=list, description="Weight lost with no interaction (an operations case)."
+    )
+    stray_tags_per_reader: int = Field(
+        default=0,
+        ge=0,
+        le=50,
+        description="Tagged items on a display by each gate reader: read again and again, never "
+        "moving (they must never raise a passage).",
+    )
+
+
 class Scenario(_Strict):
     store: Path = Field(
         description="Store description file; relative paths are read from the scenario's folder."
@@ -208,6 +300,12 @@ class Scenario(_Strict):
     )
     sensors: Sensors = Field(
         default_factory=Sensors, description="How the simulated sensors behave."
+    )
+    theft: Theft = Field(
+        default_factory=Theft, description="Shoplifting and shrink the run plays out."
+    )
+    stock: Stock = Field(
+        default_factory=Stock, description="Shelf stock at the start and staff restocking."
     )
 
 

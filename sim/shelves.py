@@ -20,12 +20,14 @@ controller, chunk), so the samples do not depend on how the caller slices time.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from iot.store import ShelfController, Store
 from sim.shoppers import Reach
+from sim.stock import RestockPlan
 
 __all__ = ["ControllerSignal", "HandTransient", "PlateLoads", "StockEvent", "assign_units"]
 
@@ -78,12 +80,17 @@ class PlateLoads:
 
 
 def assign_units(
-    store: Store, reaches: list[Reach], seed: int
+    store: Store,
+    reaches: list[Reach],
+    seed: int,
+    restocks: Sequence[RestockPlan] = (),
+    losses_g: Sequence[tuple[float, str, float]] = (),
 ) -> tuple[PlateLoads, dict[Reach, float], list[StockEvent]]:
     """Move real units between plates and baskets.
 
     Units are kept per (plate, SKU): a plate shared by several SKUs holds a
     separate pile of each, and a pick takes from the pile of the reach's SKU.
+    ``losses_g``: (time, plate, grams) of weight lost with no unit moving.
     Returns each plate's loads, each reach's moved weight and the stock changes.
     """
     rng = np.random.default_rng([seed, 4])
@@ -103,7 +110,11 @@ def assign_units(
     changes: dict[str, list[tuple[float, float]]] = {p: [] for p in store.plates()}
     weights: dict[Reach, float] = {}
     stock: list[StockEvent] = []
+    due = sorted(restocks, key=lambda r: r.t_s, reverse=True)  # popped oldest first
+    restock_rng = np.random.default_rng([seed, 9])
     for r in sorted(reaches, key=lambda r: (r.change_s, r.visit)):
+        while due and due[-1].t_s <= r.change_s:
+            _restock(store, due.pop(), own, changes, stock, rng=restock_rng)
         basket = baskets.setdefault((r.visit, r.sku), [])
         pile = (r.plate_id, r.sku)
         if r.action == "pick":
@@ -124,11 +135,40 @@ def assign_units(
         changes[r.plate_id].append((r.change_s, delta))
         if not r.wrong_plate:
             stock.append(StockEvent(r.plate_id, r.change_s, len(own[pile]), r.sku))
+    while due:
+        _restock(store, due.pop(), own, changes, stock, rng=restock_rng)
+    for t_s, plate_id, grams in losses_g:  # weight gone with no unit moved (a fault, spoilage)
+        changes[plate_id].append((t_s, -grams))
     loads = PlateLoads(initial, {}, {})
     for plate_id, ch in changes.items():
+        ch.sort(key=lambda c: c[0])
         loads.change_s[plate_id] = np.array([t for t, _ in ch])
         loads.cumulative_g[plate_id] = np.cumsum([d for _, d in ch]) if ch else np.empty(0)
     return loads, weights, stock
+
+
+def _restock(
+    store: Store,
+    r: RestockPlan,
+    own: dict[tuple[str, str], list[float]],
+    changes: dict[str, list[tuple[float, float]]],
+    stock: list[StockEvent],
+    *,
+    rng: np.random.Generator,
+) -> None:
+    """Staff put new units (weights drawn like the initial ones) on a pile."""
+    pile = own.setdefault((r.plate_id, r.sku), [])
+    capacity = next(e.capacity_units for e in store.skus_on_plate(r.plate_id) if e.sku == r.sku)
+    if len(pile) + r.units > capacity:
+        raise ValueError(
+            f"restock of {r.units} x {r.sku} on {r.plate_id} at {r.t_s:.1f} s would hold "
+            f"{len(pile) + r.units} units, over its capacity {capacity}; restock fewer units"
+        )
+    item = store.items[r.sku]
+    units = rng.normal(item.unit_weight_g, item.weight_tolerance_g, r.units).tolist()
+    pile.extend(units)
+    changes[r.plate_id].append((r.t_s, sum(units)))
+    stock.append(StockEvent(r.plate_id, r.t_s, len(pile), r.sku))
 
 
 def draw_transients(reaches: list[Reach], seed: int) -> list[HandTransient]:

@@ -19,6 +19,7 @@ extra random number is drawn, so single-SKU stores plan exactly as before.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,6 +28,7 @@ import numpy as np
 from iot.store import Store
 from sim.floorplan import FloorPlan, Point, path_length_m
 from sim.scenario import FloatRange, Scenario
+from sim.stock import RestockPlan
 
 __all__ = ["Reach", "Stop", "VisitPlan", "plan_visits", "spot_key"]
 
@@ -39,6 +41,9 @@ TRACK_END_AFTER_EXIT_S = 0.5
 DIRECT_SLACK_S = 0.5  # a wait shorter than this is spent walking slower, not aside
 
 SpotKey = tuple[str, str, float]
+# shopper: scans in; tailgater: walks in behind one without scanning; swapper: scans in,
+# and leaves a carried product on the plate of a tagged one it takes (wrong-item put-back)
+Role = Literal["shopper", "tailgater", "swapper"]
 
 
 def spot_key(store: Store, plate_id: str) -> SpotKey:
@@ -62,6 +67,7 @@ class Reach:
     end_s: float
     change_s: float  # the moment inside the reach when the units leave or arrive
     wrong_plate: bool
+    swap: bool = False  # a deliberate wrong-item put-back on the plate a tagged unit left
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,7 @@ class VisitPlan:
     ys_m: np.ndarray
     entry_gate_id: str = ""
     exit_gate_id: str = ""
+    role: Role = "shopper"
     stops: list[Stop] = field(default_factory=list)
     reaches: list[Reach] = field(default_factory=list)
 
@@ -189,6 +196,7 @@ class _Action:
     quantity: int
     reach_s: float = 0.0
     change_frac: float = 0.5
+    swap: bool = False
 
 
 def _draw(rng: np.random.Generator, r: FloatRange) -> float:
@@ -212,11 +220,15 @@ class _Planner:
         for p in store.plates():
             by_key.setdefault(self.keys[p], []).append(p)
         self.plates_at = by_key
+        self.theft = scenario.theft
+        self.tagged_plates = {e.plate for e in store.planogram if store.items[e.sku].rfid_tagged}
 
-    def visit(self, index: int, arrival_s: float, track_no: int) -> VisitPlan:
+    def visit(
+        self, index: int, arrival_s: float, track_no: int, role: Role = "shopper"
+    ) -> VisitPlan:
         seed = self.scenario.seed
         rng = np.random.default_rng([seed, 1, index])
-        token = f"v-{int(rng.integers(0, 2**32)):08x}"
+        token = f"{'t' if role == 'tailgater' else 'v'}-{int(rng.integers(0, 2**32)):08x}"
         speed = _draw(rng, self.b.walk_speed_m_s)
         entry_gate, entry = self._gate_point(rng, "entry")
         inward = self._inward(entry)
@@ -239,16 +251,22 @@ class _Planner:
             np.empty(0),
             np.empty(0),
             entry_gate_id=entry_gate,
+            role=role,
         )
         carried: list[tuple[str, str]] = []  # (sku, origin plate) of units in the basket
         visited: set[str] = set()
         n_plates = int(rng.integers(self.b.plates_per_visit.min, self.b.plates_per_visit.max + 1))
+        # only thieves draw from this stream, so honest visits plan exactly as before
+        thief_rng = np.random.default_rng([seed, 20, index])
         for _ in range(n_plates):
-            plate = self._choose_plate(rng, walker, visited, index)
+            prefer = role == "tailgater" and thief_rng.random() < self.theft.tailgater_tagged_prob
+            plate = self._choose_plate(rng, walker, visited, index, tagged_only=prefer)
             if plate is None:
                 break
             visited.add(plate)
             self._stop(rng, walker, visit, plate, carried)
+            if role == "swapper" and carried and not any(r.swap for r in visit.reaches):
+                self._swap_stop(thief_rng, walker, visit, visited, carried)
         self._leave(rng, walker, visit)
         keys = np.array(walker.keys)
         visit.times_s, visit.xs_m, visit.ys_m = keys[:, 0], keys[:, 1], keys[:, 2]
@@ -288,9 +306,17 @@ class _Planner:
     # --- choosing where to go ---
 
     def _choose_plate(
-        self, rng: np.random.Generator, walker: _Walker, visited: set[str], owner: int
+        self,
+        rng: np.random.Generator,
+        walker: _Walker,
+        visited: set[str],
+        owner: int,
+        *,
+        tagged_only: bool = False,
     ) -> str | None:
         cands = [p for p in self.stocked if p not in visited and self._in_stock(p, walker.t)]
+        if tagged_only:
+            cands = [p for p in cands if p in self.tagged_plates] or cands
         if not cands:
             return None
         dist = np.array([math.dist(walker.pos, self.plan.spot(p)) for p in cands])
@@ -375,9 +401,12 @@ class _Planner:
         visit: VisitPlan,
         plate_id: str,
         carried: list[tuple[str, str]],
+        *,
+        actions: list[_Action] | None = None,
     ) -> None:
         b = self.b
-        actions = self._actions(rng, plate_id, carried, walker.t)
+        if actions is None:
+            actions = self._actions(rng, plate_id, carried, walker.t)
         browse = _draw(rng, b.browse_s)
         for act in actions:
             act.reach_s = _draw(rng, b.reach_s)
@@ -396,6 +425,30 @@ class _Planner:
         visit.stops.append(Stop(plate_id, gondola.id, spot, start, start + total, start - direct))
         self._reach(visit, actions, start + browse, gaps, carried)
         walker.stay_until(start + total)
+
+    def _swap_stop(
+        self,
+        rng: np.random.Generator,
+        walker: _Walker,
+        visit: VisitPlan,
+        visited: set[str],
+        carried: list[tuple[str, str]],
+    ) -> None:
+        """Take one tagged unit and leave a carried product of another SKU in its place."""
+        plate = self._choose_plate(rng, walker, visited, visit.index, tagged_only=True)
+        if plate is None or plate not in self.tagged_plates:
+            return
+        tagged = [sku for sku in self._skus(plate) if self.store.items[sku].rfid_tagged]
+        sku = tagged[0]
+        if self.ledger.available(plate, sku, walker.t) < 1:
+            return
+        others = [c for c in carried if c[0] not in self._skus(plate)]
+        if not others:
+            return
+        visited.add(plate)
+        left, _ = others[int(rng.integers(len(others)))]
+        actions = [_Action("pick", plate, sku, 1), _Action("put", plate, left, 1, swap=True)]
+        self._stop(rng, walker, visit, plate, carried, actions=actions)
 
     def _go_to_spot(
         self, walker: _Walker, plate_id: str, spot: Point, total_s: float, owner: int
@@ -442,6 +495,8 @@ class _Planner:
                 qty = min(qty, picked)  # put back only what this stop's pick took
                 if qty:
                     carried.remove((act.sku, act.plate_id))
+            elif act.swap:
+                carried.remove(next(c for c in carried if c[0] == act.sku))
             if qty:
                 if own:
                     delta = -qty if act.action == "pick" else qty
@@ -458,6 +513,7 @@ class _Planner:
                         t + act.reach_s,
                         change,
                         not own,
+                        act.swap,
                     )
                 )
             t += act.reach_s
@@ -475,10 +531,36 @@ def arrival_times(scenario: Scenario) -> np.ndarray:
     return times
 
 
-def plan_visits(store: Store, scenario: Scenario, plan: FloorPlan | None = None) -> list[VisitPlan]:
-    """Plan every visit of the scenario, in arrival order."""
+def plan_visits(
+    store: Store,
+    scenario: Scenario,
+    plan: FloorPlan | None = None,
+    restocks: Sequence[RestockPlan] = (),
+) -> list[VisitPlan]:
+    """Plan every visit of the scenario, in arrival order (around the staff's restocks)."""
     planner = _Planner(store, scenario, plan or FloorPlan(store))
+    for r in restocks:
+        planner.ledger.change(r.plate_id, r.sku, r.t_s, r.units)
     first_track = int(np.random.default_rng([scenario.seed, 3]).integers(1, 500))
     return [
-        planner.visit(i, float(t), first_track + i) for i, t in enumerate(arrival_times(scenario))
+        planner.visit(i, t, first_track + i, role)
+        for t, i, role in sorted(_people(scenario, arrival_times(scenario)))
     ]
+
+
+def _people(scenario: Scenario, arrivals: np.ndarray) -> list[tuple[float, int, Role]]:
+    """(arrival, visit index, role) of everyone: the scanned visits, then the tailgaters.
+
+    A tailgater follows a scanning shopper through the gate a moment later; its
+    index comes after the scanned ones, so the honest visits keep their streams.
+    """
+    theft, n = scenario.theft, len(arrivals)
+    rng = np.random.default_rng([scenario.seed, 21])
+    swappers = set(rng.choice(n, size=min(theft.swaps, n), replace=False).tolist())
+    people: list[tuple[float, int, Role]] = [
+        (float(t), i, "swapper" if i in swappers else "shopper") for i, t in enumerate(arrivals)
+    ]
+    hosts = rng.choice(n, size=min(theft.tailgaters, n), replace=False)
+    for k, host in enumerate(sorted(hosts.tolist())):
+        people.append((float(arrivals[host]) + float(rng.uniform(0.9, 1.5)), n + k, "tailgater"))
+    return people

@@ -17,7 +17,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["GroundTruth", "InteractionTruth", "StockoutTruth", "VisitTruth", "net_basket"]
+__all__ = [
+    "GroundTruth",
+    "IncidentTruth",
+    "InteractionTruth",
+    "StockoutTruth",
+    "VisitTruth",
+    "net_basket",
+]
 
 
 class _Strict(BaseModel):
@@ -61,6 +68,26 @@ class StockoutTruth(_Strict):
     refilled_s: float | None = Field(default=None, description="When a unit came back, if it did.")
 
 
+class IncidentTruth(_Strict):
+    """Something loss prevention (or operations) should be told about."""
+
+    kind: Literal["tailgating", "wrong_put_back", "weight_loss"] = Field(
+        description="tailgating: walked in without a scan-in (and shopped); wrong_put_back: "
+        "left another product on the plate a tagged unit was taken from; weight_loss: a plate "
+        "lost weight with nobody there."
+    )
+    category: Literal["theft", "operations"]
+    t_s: float = Field(description="When it began: the entry, the put, the loss; event time.")
+    until_s: float = Field(description="When the person left (the loss itself for weight).")
+    token: str | None = Field(default=None, description="The person's visit token, if any.")
+    plate_ids: list[str] = Field(
+        default_factory=list, description="Plates the person took from or put on (or lost)."
+    )
+    epcs: list[str] = Field(
+        default_factory=list, description="EPCs (hex) of tagged units carried out unpaid."
+    )
+
+
 class GroundTruth(_Strict):
     visits: list[VisitTruth] = Field(description="Every visit, in scan-in order.")
     interactions: list[InteractionTruth] = Field(
@@ -68,6 +95,14 @@ class GroundTruth(_Strict):
     )
     stockouts: list[StockoutTruth] = Field(
         default_factory=list, description="Plates that ran empty."
+    )
+    unscanned: list[VisitTruth] = Field(
+        default_factory=list,
+        description="People who walked in with no scan-in (tailgaters): no receipt is due, "
+        "but footfall counts them.",
+    )
+    incidents: list[IncidentTruth] = Field(
+        default_factory=list, description="Theft and operations incidents, in time order."
     )
 
     def write_json(self, path: str | Path) -> None:

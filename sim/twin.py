@@ -42,7 +42,15 @@ from sim.floorplan import FloorPlan
 from sim.scenario import Scenario
 from sim.shelves import ControllerSignal, StockEvent, assign_units, draw_transients
 from sim.shoppers import Reach, VisitPlan, plan_visits
-from sim.truth import GroundTruth, InteractionTruth, StockoutTruth, VisitTruth, net_basket
+from sim.stock import plan_restocks, stocked_store
+from sim.truth import (
+    GroundTruth,
+    IncidentTruth,
+    InteractionTruth,
+    StockoutTruth,
+    VisitTruth,
+    net_basket,
+)
 
 __all__ = ["Twin"]
 
@@ -60,13 +68,18 @@ class Twin:
 
     def __init__(self, store: Store, scenario: Scenario, *, positioning_feed: bool = True) -> None:
         """``positioning_feed=False`` leaves the ``tracks`` topic to the ceiling cameras."""
+        store = stocked_store(store, scenario.stock)
         self.store = store
         self.scenario = scenario
         self.floor = FloorPlan(store)
-        self.visits: list[VisitPlan] = plan_visits(store, scenario, self.floor)
-        reaches = sorted((r for v in self.visits for r in v.reaches), key=lambda r: r.start_s)
-        self.loads, weights, stock = assign_units(store, reaches, scenario.seed)
         self.start_s = scenario.start_time_s
+        self.restocks = plan_restocks(store, scenario.stock, self.start_s)
+        self.visits: list[VisitPlan] = plan_visits(store, scenario, self.floor, self.restocks)
+        reaches = sorted((r for v in self.visits for r in v.reaches), key=lambda r: r.start_s)
+        losses = [(self.start_s + w.at_s, w.plate, w.grams) for w in scenario.theft.weight_losses]
+        self.loads, weights, stock = assign_units(
+            store, reaches, scenario.seed, self.restocks, losses
+        )
         self.end_s = max(v.exit_s for v in self.visits) + END_AFTER_LAST_EXIT_S
         noise = scenario.sensors.load_cell_noise_g
         transients = draw_transients(reaches, scenario.seed)
@@ -84,7 +97,7 @@ class Twin:
             )
             for i, c in enumerate(store.devices.shelf_controllers)
         ]
-        self.truth = _truth(self.visits, reaches, weights, stock)
+        self.truth = _truth(self.visits, reaches, weights, stock, losses)
         self._scans = np.array(sorted(v.scan_s for v in self.visits))
         self._exits = np.array(sorted(v.exit_s for v in self.visits))
         streams: list[Iterator[Outgoing]] = [self._gate_stream()]
@@ -129,7 +142,9 @@ class Twin:
     def _gate_stream(self) -> Iterator[Outgoing]:
         # Ids count passages per gate in time order, so an exit id says nothing of its entry.
         passages: list[tuple[float, str, str | None]]
-        passages = [(v.scan_s, v.entry_gate_id, v.token) for v in self.visits]
+        passages = [
+            (v.scan_s, v.entry_gate_id, v.token) for v in self.visits if v.role != "tailgater"
+        ]
         passages += [(v.exit_s, v.exit_gate_id, None) for v in self.visits]
         passages.sort(key=lambda p: p[0])
         counts: dict[str, int] = {}
@@ -220,6 +235,7 @@ def _truth(
     reaches: list[Reach],
     weights: dict[Reach, float],
     stock: list[StockEvent],
+    losses: list[tuple[float, str, float]],
 ) -> GroundTruth:
     interactions = [
         InteractionTruth(
@@ -238,20 +254,61 @@ def _truth(
     by_token: dict[str, list[InteractionTruth]] = {v.token: [] for v in visits}
     for i in interactions:
         by_token[i.token].append(i)
+    people = {
+        v.token: VisitTruth(
+            token=v.token,
+            track_id=v.track_id,
+            entered_s=v.scan_s,
+            exited_s=v.exit_s,
+            basket=net_basket(by_token[v.token]),
+        )
+        for v in sorted(visits, key=lambda v: v.scan_s)
+    }
     return GroundTruth(
-        visits=[
-            VisitTruth(
-                token=v.token,
-                track_id=v.track_id,
-                entered_s=v.scan_s,
-                exited_s=v.exit_s,
-                basket=net_basket(by_token[v.token]),
-            )
-            for v in visits
-        ],
+        visits=[people[v.token] for v in visits if v.role != "tailgater"],
         interactions=interactions,
         stockouts=_stockouts(stock),
+        unscanned=[people[v.token] for v in visits if v.role == "tailgater"],
+        incidents=_incidents(visits, losses),
     )
+
+
+def _incidents(
+    visits: list[VisitPlan], losses: list[tuple[float, str, float]]
+) -> list[IncidentTruth]:
+    """What loss prevention should hear of: tailgaters, swaps, and lost weight."""
+    out = [
+        IncidentTruth(
+            kind="tailgating",
+            category="theft",
+            t_s=v.scan_s,
+            until_s=v.exit_s,
+            token=v.token,
+            plate_ids=sorted({r.plate_id for r in v.reaches if r.action == "pick"}),
+        )
+        for v in visits
+        if v.role == "tailgater"
+    ]
+    out += [
+        IncidentTruth(
+            kind="wrong_put_back",
+            category="theft",
+            t_s=r.start_s,
+            until_s=v.exit_s,
+            token=v.token,
+            plate_ids=[r.plate_id],
+        )
+        for v in visits
+        for r in v.reaches
+        if r.swap
+    ]
+    out += [
+        IncidentTruth(
+            kind="weight_loss", category="operations", t_s=t, until_s=t, plate_ids=[plate]
+        )
+        for t, plate, _ in losses
+    ]
+    return sorted(out, key=lambda i: i.t_s)
 
 
 def _stockouts(events: list[StockEvent]) -> list[StockoutTruth]:
