@@ -261,8 +261,9 @@ class StoreBrain:
             record = self.book.bind_track(track_id)
             if record is not None:
                 self._announce_bound(record, batch.event_time_s)
-            elif self.book.continue_track(track_id) is not None:
+            elif (went_on := self.book.continue_track(track_id)) is not None:
                 self._counts["tracks_stitched"] += 1
+                self._announce_stitch(went_on, track_id, batch.event_time_s)
             elif (late := self.book.bind_late(track_id)) is not None:
                 self._counts["sessions_bound_late"] += 1
                 self._announce_bound(late, batch.event_time_s)
@@ -721,6 +722,20 @@ class StoreBrain:
     def _announce_bound(self, record: SessionRecord, time_s: float) -> None:
         self._counts["sessions_bound"] += 1
         self._save_and_announce(record, "bound", time_s)
+
+    def _announce_stitch(self, record: SessionRecord, track_id: str, time_s: float) -> None:
+        """A new track goes on with a visit: say so (store operations count entries by track)."""
+        self._publish(
+            SessionEvent(
+                id=derived_id("stitch.", f"{record.session_id}.{track_id}"),
+                event_time_s=time_s,
+                device_id=self.service_id,
+                session_id=record.session_id,
+                token=record.token,
+                state="bound",
+                track_id=track_id,
+            )
+        )
 
     def _publish(self, event: Event) -> None:
         publish(self.transport, self.store.store_id, event)
