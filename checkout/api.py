@@ -14,10 +14,18 @@ of those threads its own read connection.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException
 
+from checkout.cases import CaseBook
+from checkout.cases_api import cases_router
+from checkout.footfall import FootfallService
+from checkout.footfall_api import footfall_router
+from checkout.heatmap import HeatGrid
+from checkout.inventory import InventoryService
+from checkout.inventory_api import inventory_router
 from checkout.ledger import Ledger, SessionRecord
 from checkout.receipts import price_lines
 from iot.payloads import Receipt
@@ -26,9 +34,29 @@ from iot.store import Store
 __all__ = ["create_app"]
 
 
-def create_app(ledger: Ledger, store: Store) -> FastAPI:
-    """An app reading ``ledger`` for ``store``; the caller owns (and closes) the ledger."""
+def create_app(
+    ledger: Ledger,
+    store: Store,
+    *,
+    inventory: InventoryService | None = None,
+    cases: CaseBook | None = None,
+    footfall: tuple[FootfallService, HeatGrid] | None = None,
+    now: Callable[[], float] | None = None,
+) -> FastAPI:
+    """An app reading ``ledger`` for ``store``; the caller owns (and closes) what it passes.
+
+    ``inventory`` adds stock, alerts, replenishment and the online channel's
+    available-to-promise and reservations; ``cases`` the loss-prevention queue
+    and workflow (``now`` stamps changes that give no event time); ``footfall``
+    the manager's counts, dwell and heatmap.
+    """
     app = FastAPI(title=f"smartstore checkout: {store.name}", version="1")
+    if inventory is not None:
+        app.include_router(inventory_router(inventory))
+    if cases is not None:
+        app.include_router(cases_router(cases, now=now or inventory_now(inventory)))
+    if footfall is not None:
+        app.include_router(footfall_router(*footfall, store))
 
     def session_or_404(session_id: str) -> SessionRecord:
         record = ledger.session(session_id)
@@ -75,3 +103,10 @@ def create_app(ledger: Ledger, store: Store) -> FastAPI:
         return found
 
     return app
+
+
+def inventory_now(inventory: InventoryService | None) -> Callable[[], float]:
+    """The store's clock for a workflow change that names no time."""
+    if inventory is None:
+        raise ValueError("cases need a clock: pass now= (or the inventory, whose clock it uses)")
+    return inventory.now

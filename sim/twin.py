@@ -39,6 +39,7 @@ from iot.payloads import (
 )
 from iot.store import Store
 from sim.floorplan import FloorPlan
+from sim.rfid import CarriedTag, RawMessage, carried_tags, reader_stream
 from sim.scenario import Scenario
 from sim.shelves import ControllerSignal, StockEvent, assign_units, draw_transients
 from sim.shoppers import Reach, VisitPlan, plan_visits
@@ -60,7 +61,7 @@ CHUNK_S = 10.0  # event time generated at once per stream
 END_AFTER_LAST_EXIT_S = 3.0
 
 # (send time, tie rank, sequence, payload): tuples sort in publishing order.
-Outgoing = tuple[float, int, int, Event]
+Outgoing = tuple[float, int, int, Event | RawMessage]
 
 
 class Twin:
@@ -97,13 +98,33 @@ class Twin:
             )
             for i, c in enumerate(store.devices.shelf_controllers)
         ]
-        self.truth = _truth(self.visits, reaches, weights, stock, losses)
+        interactions = [_interaction(r, weights) for r in reaches]
+        baskets = _baskets(self.visits, interactions)
+        leaving = sorted(self.visits, key=lambda v: v.exit_s)
+        self.tags = carried_tags(store, [(v.token, baskets[v.token]) for v in leaving])
+        self.truth = _truth(
+            self.visits, interactions, baskets=baskets, stock=stock, losses=losses, tags=self.tags
+        )
         self._scans = np.array(sorted(v.scan_s for v in self.visits))
         self._exits = np.array(sorted(v.exit_s for v in self.visits))
         streams: list[Iterator[Outgoing]] = [self._gate_stream()]
         if positioning_feed:
             streams.append(self._track_stream())
         streams += [self._shelf_stream(s) for s in self.signals]
+        walkers = [(v, self.tags.get(v.token, [])) for v in self.visits]
+        streams += [
+            reader_stream(
+                store,
+                reader,
+                walkers,
+                stray_tags=scenario.theft.stray_tags_per_reader,
+                start_s=self.start_s,
+                end_s=self.end_s,
+                seed=scenario.seed,
+                rank=100 + k,
+            )
+            for k, reader in enumerate(store.devices.rfid_readers)
+        ]
         self._queue: Iterator[Outgoing] = heapq.merge(*streams)
         self._next: Outgoing | None = next(self._queue, None)
         self.published = 0
@@ -121,7 +142,11 @@ class Twin:
         sent = 0
         sid = self.store.store_id
         while self._next is not None and self._next[0] <= until_s:
-            publish(transport, sid, self._next[3])
+            payload = self._next[3]
+            if isinstance(payload, RawMessage):  # a device's own format (an RFID reader)
+                transport.publish(payload.topic, payload.data, payload.qos, False)
+            else:
+                publish(transport, sid, payload)
             sent += 1
             self._next = next(self._queue, None)
         self.published += sent
@@ -230,37 +255,46 @@ class Twin:
                 yield (float(times[hi - 1]), rank, b, batch)
 
 
-def _truth(
-    visits: list[VisitPlan],
-    reaches: list[Reach],
-    weights: dict[Reach, float],
-    stock: list[StockEvent],
-    losses: list[tuple[float, str, float]],
-) -> GroundTruth:
-    interactions = [
-        InteractionTruth(
-            token=r.token,
-            plate_id=r.plate_id,
-            sku=r.sku,
-            action=r.action,
-            quantity=r.quantity,
-            weight_g=round(weights[r], 2),
-            started_s=r.start_s,
-            ended_s=r.end_s,
-            wrong_plate=r.wrong_plate,
-        )
-        for r in reaches
-    ]
+def _interaction(r: Reach, weights: dict[Reach, float]) -> InteractionTruth:
+    return InteractionTruth(
+        token=r.token,
+        plate_id=r.plate_id,
+        sku=r.sku,
+        action=r.action,
+        quantity=r.quantity,
+        weight_g=round(weights[r], 2),
+        started_s=r.start_s,
+        ended_s=r.end_s,
+        wrong_plate=r.wrong_plate,
+    )
+
+
+def _baskets(
+    visits: list[VisitPlan], interactions: list[InteractionTruth]
+) -> dict[str, dict[str, int]]:
+    """token -> what that person carried out (put-backs netted)."""
     by_token: dict[str, list[InteractionTruth]] = {v.token: [] for v in visits}
     for i in interactions:
         by_token[i.token].append(i)
+    return {token: net_basket(acts) for token, acts in by_token.items()}
+
+
+def _truth(
+    visits: list[VisitPlan],
+    interactions: list[InteractionTruth],
+    *,
+    baskets: dict[str, dict[str, int]],
+    stock: list[StockEvent],
+    losses: list[tuple[float, str, float]],
+    tags: dict[str, list[CarriedTag]],
+) -> GroundTruth:
     people = {
         v.token: VisitTruth(
             token=v.token,
             track_id=v.track_id,
             entered_s=v.scan_s,
             exited_s=v.exit_s,
-            basket=net_basket(by_token[v.token]),
+            basket=baskets[v.token],
         )
         for v in sorted(visits, key=lambda v: v.scan_s)
     }
@@ -269,12 +303,14 @@ def _truth(
         interactions=interactions,
         stockouts=_stockouts(stock),
         unscanned=[people[v.token] for v in visits if v.role == "tailgater"],
-        incidents=_incidents(visits, losses),
+        incidents=_incidents(visits, losses, tags),
     )
 
 
 def _incidents(
-    visits: list[VisitPlan], losses: list[tuple[float, str, float]]
+    visits: list[VisitPlan],
+    losses: list[tuple[float, str, float]],
+    tags: dict[str, list[CarriedTag]],
 ) -> list[IncidentTruth]:
     """What loss prevention should hear of: tailgaters, swaps, and lost weight."""
     out = [
@@ -285,6 +321,7 @@ def _incidents(
             until_s=v.exit_s,
             token=v.token,
             plate_ids=sorted({r.plate_id for r in v.reaches if r.action == "pick"}),
+            epcs=[t.epc_hex for t in tags.get(v.token, [])],
         )
         for v in visits
         if v.role == "tailgater"
@@ -297,6 +334,8 @@ def _incidents(
             until_s=v.exit_s,
             token=v.token,
             plate_ids=[r.plate_id],
+            # the tagged product it kept: an RFID case about it points at this swap
+            epcs=[t.epc_hex for t in tags.get(v.token, []) if t.sku in _picked_at(v, r.plate_id)],
         )
         for v in visits
         for r in v.reaches
@@ -309,6 +348,10 @@ def _incidents(
         for t, plate, _ in losses
     ]
     return sorted(out, key=lambda i: i.t_s)
+
+
+def _picked_at(visit: VisitPlan, plate_id: str) -> set[str]:
+    return {r.sku for r in visit.reaches if r.plate_id == plate_id and r.action == "pick"}
 
 
 def _stockouts(events: list[StockEvent]) -> list[StockoutTruth]:

@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
         help="write the ground truth as JSON here (default: beside --json, as NAME.truth.json)",
     )
     e.add_argument("--db", default=None, help="keep the SQLite ledger in this file")
+    e.add_argument(
+        "--epcis",
+        default=None,
+        help="write the run's sales, RFID gate passages and closing stock count here "
+        "(GS1 EPCIS 2.0 JSON)",
+    )
+    e.add_argument("--heatmap", default=None, help="write the run's floor occupancy here as a PNG")
     e.add_argument("--seed", type=int, default=None, help="replace the scenario's seed")
     e.add_argument(
         "--store", default=None, help="replace the scenario's store file (another device layout)"
@@ -322,6 +329,8 @@ def _eval(args: argparse.Namespace) -> int:
         camera_fps=args.camera_fps,
         lighting=args.lighting,
         interactions=args.interactions,
+        epcis_path=args.epcis,
+        heatmap_path=args.heatmap,
         models={
             k: v
             for k, v in (("ceiling", args.ceiling_model), ("shelf", args.shelf_model))
@@ -342,6 +351,10 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"metrics written to {args.json_out}")
     if truth:
         print(f"ground truth written to {truth}")
+    if args.epcis:
+        print(f"EPCIS 2.0 document written to {args.epcis}")
+    if args.heatmap:
+        print(f"heatmap written to {args.heatmap}")
     return 0
 
 

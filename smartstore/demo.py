@@ -34,6 +34,7 @@ from iot.topics import TOPICS
 from sim.scenario import load_scenario
 from sim.scoring import TrueVisit, format_table, score
 from sim.twin import Twin
+from smartstore.operations import StoreOperations
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -72,6 +73,7 @@ def run_demo(
         paced = positioning == "cameras" or interactions == "cameras"
         # The twin replays the same visits every run, so each demo starts a fresh ledger.
         _remove_ledger(Path(db_path))
+        _remove_ledger(Path(db_path).with_suffix(".ops.sqlite"))
         ledger = Ledger(str(db_path))
         truth_path = Path(db_path).with_suffix(".truth.json")
         twin.truth.write_json(truth_path)
@@ -89,9 +91,27 @@ def run_demo(
         )
         adapter = ShelfAdapter(store, edge_tx, now=clock)
         edge_tx.submit(adapter.start)
+        ops_tx = _service_transport(stack, store, broker_url, clock, kind="ops", service_id="ops")
+        ops = StoreOperations(store, ops_tx, Path(db_path).with_suffix(".ops.sqlite"), now=clock)
+        ops_tx.submit(ops.start)
+        ops_tx.submit(ops.count_shelves, twin.store.planogram, twin.start_s)
+        stack.callback(ops_tx.submit, ops.close)
         brain_tx.drain()
         edge_tx.drain()
-        _start_api(stack, create_app(ledger, store), port, out)
+        ops_tx.drain()
+        _start_api(
+            stack,
+            create_app(
+                ledger,
+                store,
+                inventory=ops.inventory,
+                cases=ops.cases,
+                footfall=(ops.footfall, ops.heat),
+                now=clock,
+            ),
+            port,
+            out,
+        )
         devices_tx = MqttTransport(
             broker_url,
             f"{store.store_id}-twin",
@@ -105,7 +125,9 @@ def run_demo(
             file=out,
         )
         vision = _vision_parts(twin, devices_tx, positioning, interactions, out)
-        live = _Live(twin, devices_tx, brain_tx, brain, adapter, clock, vision, paced)
+        live = _Live(
+            twin, devices_tx, (brain_tx, ops_tx), brain, ops, adapter, clock, vision, paced
+        )
         now = live.run(seconds, stop, out)
         brain_tx.drain()
         stats = live.brain_stats()
@@ -213,8 +235,9 @@ class _Live:
 
     twin: Twin
     devices_tx: MqttTransport
-    brain_tx: SerialTransport
+    service_txs: tuple[SerialTransport, SerialTransport]  # the brain's, store operations'
     brain: StoreBrain
+    ops: StoreOperations
     adapter: ShelfAdapter
     clock: _WallMappedClock
     vision: list[Any]
@@ -235,6 +258,7 @@ class _Live:
             for part in self.vision:
                 part.advance(now)
             self.brain_tx.submit(self.brain.tick, now)
+            self.service_txs[1].submit(self.ops.tick, now)
             if self.paced:
                 self.clock.hold(now)
             if time.monotonic() >= next_summary:
@@ -255,6 +279,10 @@ class _Live:
             f"flagged {s.get('receipts_needing_review', 0)}  "
             f"shelf events {self.adapter.published}  dead letters {refused}"
         )
+
+    @property
+    def brain_tx(self) -> SerialTransport:
+        return self.service_txs[0]
 
     def brain_stats(self) -> dict[str, int]:
         """Read the brain's counters on its own thread, so they are consistent."""

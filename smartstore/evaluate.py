@@ -9,6 +9,7 @@ the clock differ.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import tempfile
@@ -19,11 +20,13 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from checkout.brain import BrainSettings, StoreBrain
+from checkout.heatmap import render_png
 from checkout.ledger import Ledger
 from iot.bus import LocalTransport, Transport
 from iot.payloads import Receipt
 from iot.shelf import ShelfAdapter
-from iot.store import load_store
+from iot.store import Store, load_store
+from sim.ops_scoring import Case, footfall_error, shrink_metrics, stockout_metrics
 from sim.scenario import load_scenario_as
 from sim.scoring import TrueVisit, format_table, score
 from sim.twin import Twin
@@ -33,6 +36,7 @@ from smartstore.cameras import (
     CameraPositioning,
     ShelfCameras,
 )
+from smartstore.operations import StoreOperations
 
 __all__ = ["INTERACTION_MODES", "POSITIONING_MODES", "EvalResult", "SimClock", "run_eval"]
 
@@ -94,6 +98,8 @@ def run_eval(
     ceiling: Callable[[Twin, Transport], Ceiling] | None = None,
     shelves: Callable[[Twin, Transport], Shelves] | None = None,
     on_brain: Callable[[StoreBrain], None] | None = None,
+    epcis_path: str | Path | None = None,
+    heatmap_path: str | Path | None = None,
 ) -> EvalResult:
     """Run one scenario end to end in simulated time and score it.
 
@@ -109,6 +115,9 @@ def run_eval(
     ``positioning="cameras"``; ``smartstore.fusion_replay`` replays recorded detections);
     ``shelves`` likewise for the shelf cameras (replays their recorded events).
     ``on_brain``: called with the started brain (diagnostics attach probes there).
+    ``epcis_path``: also write the run's sales, gate passages and closing stock
+    count there as an EPCIS 2.0 document; ``heatmap_path``: the whole run's
+    floor occupancy as a PNG over the floor plan.
     """
     manifests: dict[str, str | Path] = {"ceiling": CEILING_MANIFEST, "shelf": SHELF_MANIFEST}
     manifests.update(models or {})
@@ -131,38 +140,35 @@ def run_eval(
         lighting=lighting,
         stand_ins=(ceiling, shelves),
     )
-    with tempfile.TemporaryDirectory(prefix="smartstore-eval-") as tmp:
-        ledger = Ledger(str(db_path or Path(tmp) / "ledger.sqlite"))
-        brain = StoreBrain(store_file, transport, ledger, settings=settings or BrainSettings())
-        brain.start()
-        if on_brain is not None:
-            on_brain(brain)
-        adapter = ShelfAdapter(store_file, transport, now=clock)
-        adapter.start()
-        try:
-            _drive(twin, brain, clock, (cameras, shelf_cams), step_s=step_s, progress=progress)
-            if shelf_cams is not None:
-                shelf_cams.finish()  # hands still in a shelf at the end: their episodes close
-                brain.tick(twin.end_s)
-        finally:
-            brain.close()
-            ledger.close()
-        del adapter
+    brain, operations = _run_services(
+        twin,
+        store_file,
+        transport,
+        clock,
+        (cameras, shelf_cams),
+        db_path=db_path,
+        settings=settings,
+        on_brain=on_brain,
+        exports=(epcis_path, heatmap_path),
+        step_s=step_s,
+        progress=progress,
+    )
     if truth_path:
         twin.truth.write_json(Path(truth_path))
     visits = [TrueVisit(v.token, v.exited_s, v.basket) for v in twin.truth.visits]
     metrics: dict[str, float | int | str] = dict(score(visits, brain.receipts))
     wall = time.perf_counter() - started
-    metrics["seed"] = scenario.seed
-    metrics["simulated_s"] = round(twin.end_s - twin.start_s, 1)
-    metrics["wall_s"] = round(wall, 2)
-    metrics["positioning"] = positioning
-    metrics["interactions"] = interactions
+    metrics.update(operations)
+    metrics.update(
+        seed=scenario.seed,
+        simulated_s=round(twin.end_s - twin.start_s, 1),
+        wall_s=round(wall, 2),
+        positioning=positioning,
+        interactions=interactions,
+    )
     result = EvalResult(metrics, brain.stats(), list(brain.receipts), wall)
-    if cameras is not None:
-        result.cameras = cameras.report()
-    if shelf_cams is not None:
-        result.shelf_cameras = shelf_cams.report()
+    result.cameras = cameras.report() if cameras is not None else None
+    result.shelf_cameras = shelf_cams.report() if shelf_cams is not None else None
     return result
 
 
@@ -199,9 +205,103 @@ def _vision(
     return cameras, shelf_cams
 
 
+def _run_services(
+    twin: Twin,
+    store_file: Store,
+    transport: Transport,
+    clock: SimClock,
+    vision: tuple[Ceiling | None, Shelves | None],
+    *,
+    db_path: str | Path | None,
+    settings: BrainSettings | None,
+    on_brain: Callable[[StoreBrain], None] | None,
+    exports: tuple[str | Path | None, str | Path | None],
+    step_s: float,
+    progress: TextIO | None,
+) -> tuple[StoreBrain, dict[str, float | int | str]]:
+    """Start the brain, store operations and the shelf adapter, drive the run, stop them."""
+    cameras, shelf_cams = vision
+    with tempfile.TemporaryDirectory(prefix="smartstore-eval-") as tmp:
+        ledger = Ledger(str(db_path or Path(tmp) / "ledger.sqlite"))
+        brain = StoreBrain(store_file, transport, ledger, settings=settings or BrainSettings())
+        brain.start()
+        if on_brain is not None:
+            on_brain(brain)
+        ops = StoreOperations(store_file, transport, Path(tmp) / "ops.sqlite", now=clock)
+        ops.start()
+        ops.count_shelves(twin.store.planogram, twin.start_s)  # as the twin stocked them
+        adapter = ShelfAdapter(store_file, transport, now=clock)
+        adapter.start()
+        try:
+            _drive(
+                twin, (brain, ops), clock, (cameras, shelf_cams), step_s=step_s, progress=progress
+            )
+            if shelf_cams is not None:
+                shelf_cams.finish()  # hands still in a shelf at the end: their episodes close
+                brain.tick(twin.end_s)
+            ops.tick(twin.end_s + 10.0)  # let the last passages and entries be decided
+            operations = _score_operations(ops, twin)
+            _export(ops, brain, twin, exports)
+        finally:
+            brain.close()
+            ops.close()
+            ledger.close()
+        del adapter
+    return brain, operations
+
+
+def _export(
+    ops: StoreOperations,
+    brain: StoreBrain,
+    twin: Twin,
+    paths: tuple[str | Path | None, str | Path | None],
+) -> None:
+    """The run's EPCIS document and its whole-run heatmap, where asked for."""
+    epcis_path, heatmap_path = paths
+    if epcis_path is not None:
+        doc = ops.epcis(brain.receipts, at_s=twin.end_s)
+        Path(epcis_path).write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    if heatmap_path is not None:
+        ops.heat.flush(twin.end_s)
+        window = ops.heat.window(twin.start_s, twin.end_s)
+        png = render_png(
+            window.person_s,
+            twin.store,
+            cell_m=ops.heat.settings.cell_m,
+            window=(window.from_s, window.to_s),
+        )
+        Path(heatmap_path).write_bytes(png)
+
+
+def _score_operations(ops: StoreOperations, twin: Twin) -> dict[str, float | int | str]:
+    """Footfall, stock-out and shrink figures against the twin's truth (None where none)."""
+    truth = twin.truth
+    entries = ops.footfall.report().entries
+    people = len(truth.visits) + len(truth.unscanned)
+    out: dict[str, float | int | str | None] = {
+        "footfall_entries": entries,
+        "footfall_error": round(footfall_error(entries, people), 4),
+    }
+    alerts = [(a.plate_id, a.sku, a.raised_s) for a in ops.inventory.alert_log(kind="stockout")]
+    out.update(stockout_metrics(alerts, truth.stockouts, end_s=twin.end_s))
+    filed = [
+        Case(
+            f.case_id,
+            f.finding.rule,
+            f.finding.detected_s or f.finding.incident_s,
+            f.finding.incident_s,
+            f.finding.plate_id,
+            f.finding.epc_hex,
+        )
+        for f in ops.shrink.filed
+    ]
+    out.update(shrink_metrics(filed, truth.incidents, end_s=twin.end_s))
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def _drive(
     twin: Twin,
-    brain: StoreBrain,
+    services: tuple[StoreBrain, StoreOperations],
     clock: SimClock,
     vision: tuple[Ceiling | None, Shelves | None],
     *,
@@ -209,6 +309,7 @@ def _drive(
     progress: TextIO | None,
 ) -> None:
     """Step event time from the twin's start to its end, publishing and ticking."""
+    brain, ops = services
     t = twin.start_s
     next_report = time.perf_counter() + 5.0
     while t < twin.end_s:
@@ -219,6 +320,7 @@ def _drive(
             if part is not None:
                 part.advance(t)
         brain.tick(t)
+        ops.tick(t)
         if progress is not None and time.perf_counter() >= next_report:
             next_report += 5.0
             done = (t - twin.start_s) / max(twin.end_s - twin.start_s, 1e-9)

@@ -1,0 +1,90 @@
+"""The loss-prevention routes: queue, case detail, workflow moves, disputes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from checkout.api import create_app
+from checkout.cases import CaseBook, Finding
+from checkout.ledger import Ledger
+from iot.store import load_store
+
+ROOT = Path(__file__).resolve().parents[3]
+STORE = load_store(ROOT / "stores" / "demo.yaml")
+T0 = 1.8e9
+
+
+@pytest.fixture
+def client_and_case() -> tuple[TestClient, str]:
+    book = CaseBook(":memory:")
+    record, _ = book.report(
+        Finding(
+            store_id="demo",
+            rule="tailgating",
+            category="theft",
+            incident_s=T0,
+            confidence=0.8,
+            summary="someone walked in with no scan-in",
+            track_ids=["trk-7"],
+            source_event_ids=["entry.trk-7"],
+        )
+    )
+    app = create_app(Ledger(":memory:"), STORE, cases=book, now=lambda: T0 + 100)
+    return TestClient(app), record.case_id
+
+
+def test_the_queue_and_a_case(client_and_case: tuple[TestClient, str]) -> None:
+    client, case_id = client_and_case
+    [summary] = client.get("/cases", params={"store": "demo", "state": "new"}).json()
+    assert summary["case_id"] == case_id and summary["rule"] == "tailgating"
+    assert client.get("/cases", params={"store": "other"}).json() == []
+    assert client.get(f"/cases/{case_id}").json()["track_ids"] == ["trk-7"]
+    assert client.get("/cases/nope").status_code == 404
+    assert client.get("/cases/counts").json()["new"] == 1
+
+
+def test_a_case_goes_through_review_and_can_be_reopened(
+    client_and_case: tuple[TestClient, str],
+) -> None:
+    client, case_id = client_and_case
+    url = f"/cases/{case_id}/transition"
+    assert client.post(url, json={"to_state": "resolved", "reviewer": "ana"}).status_code == 409
+    for state in ("in_review", "confirmed_theft", "resolved", "in_review"):
+        r = client.post(url, json={"to_state": state, "reviewer": "ana", "note": "seen on camera"})
+        assert r.status_code == 200, r.text
+        assert r.json()["state"] == state
+    r = client.post(f"/cases/{case_id}/notes", json={"reviewer": "ben", "text": "second look"})
+    history = r.json()["history"]
+    assert [h["action"] for h in history][-1] == "note"
+    assert r.json()["updated_s"] == T0 + 100  # the store's clock, none given
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"to_state": "stolen"}, {"to_state": "in_review", "extra": 1}, {}],
+)
+def test_malformed_moves_are_422(client_and_case: tuple[TestClient, str], body: dict) -> None:
+    client, case_id = client_and_case
+    r = client.post(f"/cases/{case_id}/transition", json=body)
+    assert r.status_code == 422
+
+
+def test_a_disputed_line_opens_one_case(client_and_case: tuple[TestClient, str]) -> None:
+    client, _ = client_and_case
+    body = {
+        "store_id": "demo",
+        "session_id": "s-1",
+        "receipt_id": "r-1",
+        "sku": "SKU001",
+        "reason": "I put it back",
+        "shopper_ref": "tok-1",
+    }
+    first = client.post("/disputes", json=body)
+    again = client.post("/disputes", json=body)
+    assert first.status_code == 201 and first.json()["created"] is True
+    assert again.json()["created"] is False
+    assert again.json()["case"]["case_id"] == first.json()["case"]["case_id"]
+    assert client.get("/cases", params={"rule": "dispute"}).json()[0]["rule"] == "dispute"
