@@ -24,6 +24,7 @@ __all__ = [
     "DeadLetter",
     "DeviceStatus",
     "Event",
+    "EvidenceRequest",
     "GateEntry",
     "GateExit",
     "Interaction",
@@ -34,6 +35,7 @@ __all__ = [
     "ShelfEvent",
     "ShelfOutcome",
     "ShelfSamples",
+    "Snapshot",
     "TagPassage",
     "TrackBatch",
     "TrackPoint",
@@ -284,6 +286,27 @@ class TagPassage(Event):
 
 
 # --- operations ---
+
+
+class EvidenceRequest(Event):
+    """Loss prevention wants pictures of a moment; the edge answers with blurred snapshots."""
+
+    case_id: Id
+    at_s: EventTime = Field(description="The moment wanted (the edge sends the nearest frame).")
+    x_m: FloorCoord | None = Field(default=None, description="Where on the floor, if known.")
+    y_m: FloorCoord | None = None
+    plate_id: Id | None = Field(default=None, description="The plate involved, if any.")
+
+
+class Snapshot(Event):
+    """A camera frame kept as evidence. Faces are blurred before it is written: no raw face
+    is ever stored."""
+
+    case_id: Id
+    camera_id: Id
+    frame_s: EventTime = Field(description="When the frame was taken.")
+    image_path: str = Field(min_length=1, max_length=500, description="The blurred JPEG file.")
+    regions_blurred: int = Field(ge=0, le=1000, description="Head and face regions blurred.")
 
 
 class Alert(Event):
