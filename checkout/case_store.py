@@ -219,7 +219,9 @@ class HistoryEntry(BaseModel):
     model_config = _STRICT
 
     time_s: EventTime
-    action: Literal["opened", "merged", "transition", "note", "assigned", "evidence_purged"]
+    action: Literal[
+        "opened", "merged", "transition", "note", "assigned", "evidence", "evidence_purged"
+    ]
     reviewer: Reviewer | None = None
     from_state: CaseState | None = None
     to_state: CaseState | None = None

@@ -322,6 +322,21 @@ class CaseBook:
         self._emit(record, time_s)
         return record
 
+    def add_snapshots(
+        self, case_id: str, snapshots: Iterable[SnapshotRef], time_s: float
+    ) -> CaseRecord:
+        """Attach camera snapshots (already blurred at capture) to a case's evidence."""
+        refs = list(snapshots)
+        entry = HistoryEntry(
+            time_s=time_s, action="evidence", note=f"{len(refs)} camera snapshot(s) attached"
+        )
+        with self._db.write() as tx:
+            rec = self._load(tx, case_id)
+            dropped = tx.add_evidence(case_id, Evidence(snapshots=refs))
+            record = self._change(tx, rec, entry, evidence_dropped=rec.evidence_dropped + dropped)
+        self._emit(record, time_s)
+        return record
+
     def purge_evidence(self, older_than_s: float, *, time_s: float | None = None) -> int:
         """Delete track snippets and snapshot references of cases resolved before ``older_than_s``.
 

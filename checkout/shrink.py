@@ -29,16 +29,19 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from checkout.cases import CaseBook, Finding
+from checkout.cases import CaseBook, CaseNotFoundError, Finding, SnapshotRef
 from checkout.footfall import FootfallCounter, FootfallSettings
+from checkout.ids import derived_id
 from checkout.shrink_rules import Claim, ShrinkRules, ShrinkSettings
 from iot.bus import Inbox, Message, Transport, publish
 from iot.payloads import (
     CartEvent,
     CaseEvent,
+    EvidenceRequest,
     GateEntry,
     SessionEvent,
     ShelfOutcome,
+    Snapshot,
     TagPassage,
     TrackBatch,
 )
@@ -48,6 +51,9 @@ from iot.topics import TOPICS
 __all__ = ["Filed", "ShrinkService"]
 
 log = logging.getLogger(__name__)
+
+# the edge keeps only a few seconds of frames: ask for a moment it still holds
+EVIDENCE_LOOKBACK_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ class ShrinkService:
             service_kind="ops",
             service_id=self.service_id,
             now=lambda: max(self.clock_s, self.now()),
-            known_devices=self.store.device_ids() | {"brain"},
+            known_devices=self.store.device_ids() | {"brain", "snapshots"},
         )
         inbox.on(TOPICS["gate_entries"], self._heard(GateEntry, self.rules.scan_in))
         inbox.on(TOPICS["sessions"], self._heard(SessionEvent, self.rules.session))
@@ -102,6 +108,7 @@ class ShrinkService:
         inbox.on(TOPICS["shelf_outcomes"], self._heard(ShelfOutcome, self.rules.outcome))
         inbox.on(TOPICS["tag_passages"], self._heard(TagPassage, self.rules.passage))
         inbox.on(TOPICS["tracks"], self._heard(TrackBatch, self._tracks))
+        inbox.on(TOPICS["snapshots"], self._snapshot)
 
     def tick(self, now_s: float) -> None:
         """Event time has reached ``now_s``: decide what waited (tailgaters)."""
@@ -131,6 +138,36 @@ class ShrinkService:
 
         return handle
 
+    def _ask_for_pictures(self, case_id: str, f: Finding) -> None:
+        """Ask the edge for blurred snapshots of the moment (cameras keep a few seconds)."""
+        at = _where(f, self.store)
+        moment = max(f.incident_s, (f.detected_s or f.incident_s) - EVIDENCE_LOOKBACK_S)
+        request = EvidenceRequest(
+            id=derived_id("ev-", case_id),
+            event_time_s=self.clock_s,
+            device_id=self.service_id,
+            case_id=case_id,
+            at_s=moment,
+            x_m=at[0] if at else None,
+            y_m=at[1] if at else None,
+            plate_id=f.plate_id,
+        )
+        publish(self.transport, self.store.store_id, request)
+
+    def _snapshot(self, msg: Message) -> None:
+        shot = msg.payload
+        assert isinstance(shot, Snapshot)
+        self.clock_s = max(self.clock_s, shot.event_time_s)
+        ref = SnapshotRef(camera_id=shot.camera_id, time_s=shot.frame_s, image_path=shot.image_path)
+        try:
+            self.cases.add_snapshots(shot.case_id, [ref], self.clock_s)
+            self._counts["snapshots_attached"] += 1
+        except CaseNotFoundError:
+            assert self.inbox is not None
+            self.inbox.reject(
+                msg.topic, shot.model_dump_json().encode(), "unknown case", shot.case_id
+            )
+
     def _file(self, findings: list[Finding]) -> None:
         for found in findings:
             # decided now, whatever time the evidence carries
@@ -139,6 +176,8 @@ class ShrinkService:
             self.filed.append(Filed(f, record.case_id, created))
             self._counts["findings"] += 1
             self._counts["cases_opened"] += created
+            if created:
+                self._ask_for_pictures(record.case_id, f)
             log.info(
                 "%s finding %s -> case %s%s",
                 f.rule,
@@ -146,6 +185,18 @@ class ShrinkService:
                 record.case_id,
                 " (new)" if created else "",
             )
+
+
+def _where(finding: Finding, store: Store) -> tuple[float, float] | None:
+    """The floor point of a finding: its track's last position, else its plate's front."""
+    for snippet in finding.evidence.tracks:
+        if snippet.points:
+            _, x, y = snippet.points[-1]
+            return (x, y)
+    if finding.plate_id is not None:
+        (x0, y0), (x1, y1) = store.plate_front_m(finding.plate_id)
+        return ((x0 + x1) / 2, (y0 + y1) / 2)
+    return None
 
 
 def publishing(transport: Transport, store_id: str) -> Callable[[CaseEvent], None]:
