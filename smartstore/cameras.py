@@ -26,6 +26,7 @@ from sim.twin import Twin
 from vision.detect import OnnxDetector
 from vision.edge import EdgeSettings, EdgeVisionPipeline
 from vision.reid import ReidEmbedder
+from vision.snapshots import EvidenceSnapshotter
 
 __all__ = [
     "CEILING_MANIFEST",
@@ -76,6 +77,7 @@ class CameraPositioning:
         threads: int | None = None,
         motion_gating: bool = True,
         reid_manifest: str | Path | None = REID_MANIFEST,
+        snapshots: EvidenceSnapshotter | None = None,
     ) -> None:
         if not fps > 0:
             raise ValueError(f"camera fps must be positive, got {fps}")
@@ -105,6 +107,7 @@ class CameraPositioning:
             looks=looks,
         )
         self.camera_ids = [c for c in self.pipeline.camera_ids if c in self.renderer.cameras]
+        self.snapshots = snapshots  # keeps recent frames for case evidence (vision.snapshots)
         self.period_s = 1.0 / fps
         self._step = 0
         self.stats = CameraRunStats()
@@ -120,9 +123,12 @@ class CameraPositioning:
             t0 = time.perf_counter()
             frames = {cid: self.renderer.render(self.twin, cid, t).image for cid in self.camera_ids}
             t1 = time.perf_counter()
-            self.pipeline.step(t, frames)
+            batch = self.pipeline.step(t, frames)
             self.stats.render_s += t1 - t0
             self.stats.pipeline_s += time.perf_counter() - t1
+            if self.snapshots is not None:
+                points = [(p.x_m, p.y_m) for p in batch.tracks] if batch is not None else []
+                self.snapshots.observe(t, frames, self.pipeline.last_detections, points)
             self._step += 1
             done += 1
         self.stats.frame_sets += done
@@ -164,6 +170,7 @@ class ShelfCameras:
         manifest: str | Path = SHELF_MANIFEST,
         score_threshold: float = 0.15,
         threads: int | None = None,
+        snapshots: EvidenceSnapshotter | None = None,
     ) -> None:
         from sim.render_face import plate_zones_px
         from sim.render_package import package_image
@@ -204,6 +211,7 @@ class ShelfCameras:
             colour=model.manifest.colour,
         )
         self.camera_ids = self.pipeline.camera_ids
+        self.snapshots = snapshots  # shelf frames for case evidence; positions come from ceiling
         self.period_s = 1.0 / fps
         self.idle_every = max(1, round(fps / idle_fps))
         self.windows = {cid: self._active_windows(cid) for cid in self.camera_ids}
@@ -243,6 +251,8 @@ class ShelfCameras:
             self.stats.render_s += t1 - t0
             self.stats.pipeline_s += time.perf_counter() - t1
             self.stats.frame_sets += len(frames)
+            if frames and self.snapshots is not None:  # shelf detections are hands, not people
+                self.snapshots.observe(t, frames, {}, None)
             self._step += 1
             done += 1
         return done

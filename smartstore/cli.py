@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
         "(GS1 EPCIS 2.0 JSON)",
     )
     e.add_argument("--heatmap", default=None, help="write the run's floor occupancy here as a PNG")
+    e.add_argument(
+        "--evidence",
+        default=None,
+        help="keep the cases' camera snapshots (faces blurred) in this folder",
+    )
     e.add_argument("--seed", type=int, default=None, help="replace the scenario's seed")
     e.add_argument(
         "--store", default=None, help="replace the scenario's store file (another device layout)"
@@ -331,6 +336,7 @@ def _eval(args: argparse.Namespace) -> int:
         interactions=args.interactions,
         epcis_path=args.epcis,
         heatmap_path=args.heatmap,
+        evidence_dir=args.evidence,
         models={
             k: v
             for k, v in (("ceiling", args.ceiling_model), ("shelf", args.shelf_model))

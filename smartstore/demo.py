@@ -35,6 +35,7 @@ from sim.scenario import load_scenario
 from sim.scoring import TrueVisit, format_table, score
 from sim.twin import Twin
 from smartstore.operations import StoreOperations
+from vision.snapshots import EvidenceSnapshotter
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -91,11 +92,7 @@ def run_demo(
         )
         adapter = ShelfAdapter(store, edge_tx, now=clock)
         edge_tx.submit(adapter.start)
-        ops_tx = _service_transport(stack, store, broker_url, clock, kind="ops", service_id="ops")
-        ops = StoreOperations(store, ops_tx, Path(db_path).with_suffix(".ops.sqlite"), now=clock)
-        ops_tx.submit(ops.start)
-        ops_tx.submit(ops.count_shelves, twin.store.planogram, twin.start_s)
-        stack.callback(ops_tx.submit, ops.close)
+        ops, ops_tx = _start_operations(stack, twin, broker_url, clock, Path(db_path))
         brain_tx.drain()
         edge_tx.drain()
         ops_tx.drain()
@@ -124,7 +121,12 @@ def run_demo(
             f"speed x{speed:g}; Ctrl-C stops",
             file=out,
         )
-        vision = _vision_parts(twin, devices_tx, positioning, interactions, out)
+        # case evidence: frames kept briefly at the edge, written only blurred
+        snapshots = EvidenceSnapshotter(
+            twin.store, devices_tx, Path(db_path).with_suffix(".evidence"), now=clock
+        )
+        snapshots.start()
+        vision = _vision_parts(twin, devices_tx, (positioning, interactions), snapshots, out)
         live = _Live(
             twin, devices_tx, (brain_tx, ops_tx), brain, ops, adapter, clock, vision, paced
         )
@@ -172,19 +174,37 @@ _PACED_STEP_S = 0.1  # event time a paced demo step covers (the shelf cameras' f
 
 
 def _vision_parts(
-    twin: Twin, transport: MqttTransport, positioning: str, interactions: str, out: TextIO
+    twin: Twin,
+    transport: MqttTransport,
+    modes: tuple[str, str],
+    snapshots: Any,
+    out: TextIO,
 ) -> list[Any]:
     """The camera paths the demo runs (they publish over the devices' connection)."""
     from smartstore.cameras import CameraPositioning, ShelfCameras
 
+    positioning, interactions = modes
     parts: list[Any] = []
     if positioning == "cameras":
-        parts.append(CameraPositioning(twin, transport))
+        parts.append(CameraPositioning(twin, transport, snapshots=snapshots))
         print("ceiling cameras: rendered, tracked by the edge pipeline", file=out)
     if interactions == "cameras":
-        parts.append(ShelfCameras(twin, transport))
+        parts.append(ShelfCameras(twin, transport, snapshots=snapshots))
         print("shelf cameras: rendered, hands and products read by the edge pipeline", file=out)
     return parts
+
+
+def _start_operations(
+    stack: ExitStack, twin: Twin, url: str, clock: _WallMappedClock, db_path: Path
+) -> tuple[StoreOperations, SerialTransport]:
+    """Inventory, RFID gates, footfall and shrink cases on their own connection."""
+    store = twin.store
+    ops_tx = _service_transport(stack, store, url, clock, kind="ops", service_id="ops")
+    ops = StoreOperations(store, ops_tx, db_path.with_suffix(".ops.sqlite"), now=clock)
+    ops_tx.submit(ops.start)
+    ops_tx.submit(ops.count_shelves, store.planogram, twin.start_s)  # the morning count
+    stack.callback(ops_tx.submit, ops.close)
+    return ops, ops_tx
 
 
 def _service_transport(

@@ -37,6 +37,7 @@ from smartstore.cameras import (
     ShelfCameras,
 )
 from smartstore.operations import StoreOperations
+from vision.snapshots import EvidenceSnapshotter
 
 __all__ = ["INTERACTION_MODES", "POSITIONING_MODES", "EvalResult", "SimClock", "run_eval"]
 
@@ -100,6 +101,7 @@ def run_eval(
     on_brain: Callable[[StoreBrain], None] | None = None,
     epcis_path: str | Path | None = None,
     heatmap_path: str | Path | None = None,
+    evidence_dir: str | Path | None = None,
 ) -> EvalResult:
     """Run one scenario end to end in simulated time and score it.
 
@@ -117,7 +119,8 @@ def run_eval(
     ``on_brain``: called with the started brain (diagnostics attach probes there).
     ``epcis_path``: also write the run's sales, gate passages and closing stock
     count there as an EPCIS 2.0 document; ``heatmap_path``: the whole run's
-    floor occupancy as a PNG over the floor plan.
+    floor occupancy as a PNG over the floor plan; ``evidence_dir``: where the
+    cases' camera snapshots (blurred at capture) go (default: a temporary folder).
     """
     manifests: dict[str, str | Path] = {"ceiling": CEILING_MANIFEST, "shelf": SHELF_MANIFEST}
     manifests.update(models or {})
@@ -131,28 +134,33 @@ def run_eval(
     twin = Twin(store_file, scenario, positioning_feed=positioning == "simulated")
     clock = SimClock(twin.start_s)
     transport = LocalTransport()
-    cameras, shelf_cams = _vision(
-        twin,
-        transport,
-        (positioning, interactions),
-        manifests,
-        fps=camera_fps,
-        lighting=lighting,
-        stand_ins=(ceiling, shelves),
-    )
-    brain, operations = _run_services(
-        twin,
-        store_file,
-        transport,
-        clock,
-        (cameras, shelf_cams),
-        db_path=db_path,
-        settings=settings,
-        on_brain=on_brain,
-        exports=(epcis_path, heatmap_path),
-        step_s=step_s,
-        progress=progress,
-    )
+    with tempfile.TemporaryDirectory(prefix="smartstore-evidence-") as scratch:
+        snapshots = EvidenceSnapshotter(twin.store, transport, evidence_dir or scratch, now=clock)
+        snapshots.start()
+        cameras, shelf_cams = _vision(
+            twin,
+            transport,
+            (positioning, interactions),
+            manifests,
+            fps=camera_fps,
+            lighting=lighting,
+            stand_ins=(ceiling, shelves),
+            snapshots=snapshots,
+        )
+        brain, operations = _run_services(
+            twin,
+            store_file,
+            transport,
+            clock,
+            (cameras, shelf_cams),
+            db_path=db_path,
+            settings=settings,
+            on_brain=on_brain,
+            exports=(epcis_path, heatmap_path),
+            step_s=step_s,
+            progress=progress,
+        )
+        operations["evidence_snapshots"] = snapshots.stats().get("snapshots", 0)
     if truth_path:
         twin.truth.write_json(Path(truth_path))
     visits = [TrueVisit(v.token, v.exited_s, v.basket) for v in twin.truth.visits]
@@ -183,6 +191,7 @@ def _vision(
     stand_ins: tuple[
         Callable[[Twin, Transport], Ceiling] | None, Callable[[Twin, Transport], Shelves] | None
     ],
+    snapshots: EvidenceSnapshotter | None = None,
 ) -> tuple[Ceiling | None, Shelves | None]:
     """The ceiling and shelf camera paths a run's modes ask for (stand-ins where given)."""
     (positioning, interactions), (ceiling, shelves) = modes, stand_ins
@@ -192,7 +201,12 @@ def _vision(
             ceiling(twin, transport)
             if ceiling is not None
             else CameraPositioning(
-                twin, transport, fps=fps, lighting=lighting, manifest=manifests["ceiling"]
+                twin,
+                transport,
+                fps=fps,
+                lighting=lighting,
+                manifest=manifests["ceiling"],
+                snapshots=snapshots,
             )
         )
     shelf_cams: Shelves | None = None
@@ -200,7 +214,13 @@ def _vision(
         shelf_cams = (
             shelves(twin, transport)
             if shelves is not None
-            else ShelfCameras(twin, transport, lighting=lighting, manifest=manifests["shelf"])
+            else ShelfCameras(
+                twin,
+                transport,
+                lighting=lighting,
+                manifest=manifests["shelf"],
+                snapshots=snapshots,
+            )
         )
     return cameras, shelf_cams
 
