@@ -5,9 +5,10 @@ module only defines the validated types a case is made of and keeps them. A
 case is one row of ``cases`` (queue columns plus the record as JSON) with its
 subject keys, source event ids, evidence items and history in side tables, so
 the queue reads no evidence and the privacy purge deletes rows instead of
-rewriting JSON. The file follows :mod:`checkout.ledger`: WAL, one writer
-connection behind a lock, a read connection per thread. Every write is one
-``BEGIN IMMEDIATE`` transaction, so a read-modify-write of a case is atomic.
+rewriting JSON. The file is a :class:`checkout.sqlite_file.SqliteFile`, as the
+ledger's is: WAL, one writer connection behind a lock, a read connection per
+thread. Every write is one ``BEGIN IMMEDIATE`` transaction, so a
+read-modify-write of a case is atomic.
 
 >>> f = Finding(store_id="demo", rule="tailgating", category="theft", incident_s=1.8e9,
 ...             confidence=0.7, summary="two people passed on one scan-in",
@@ -19,7 +20,6 @@ connection behind a lock, a read connection per thread. Every write is one
 from __future__ import annotations
 
 import sqlite3
-import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from checkout.sqlite_file import SqliteFile
 from iot.payloads import CaseRule, CaseState, Confidence, EventTime, FloorCoord, Id
 
 __all__ = [
@@ -478,49 +479,20 @@ class CaseDb:
     """The case file. ``path`` may be ``":memory:"`` for tests."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._memory = self.path == ":memory:"
-        # A memory database lives in one connection, shared by all threads under the lock.
-        self._uri = ":memory:" if self._memory else Path(self.path).resolve().as_uri()
-        self._lock = threading.RLock()
-        self._owner = threading.get_ident()
-        self._readers = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._closed = False
-        self._conn = self._connect()
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self._uri, uri=not self._memory, isolation_level=None, check_same_thread=False
+        self._file = SqliteFile(
+            path,
+            _SCHEMA,
+            # One message for reads and writes: callers know the CaseBook, not this class.
+            closed_message=lambda _use: (
+                f"case book {self.path} is closed; open a new CaseBook to use it"
+            ),
         )
-        conn.row_factory = sqlite3.Row
-        if not self._memory:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        self._all.append(conn)
-        return conn
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"case book {self.path} is closed; open a new CaseBook to use it")
+        self.path = self._file.path
 
     @contextmanager
     def read(self) -> Iterator[CaseTx]:
         """One consistent snapshot: the writer's connection in its thread, else a per-thread one."""
-        self._check_open()
-        if self._memory or threading.get_ident() == self._owner:
-            with self._lock, self._snapshot(self._conn) as tx:
-                yield tx
-            return
-        conn = getattr(self._readers, "conn", None)
-        if conn is None:
-            with self._lock:
-                conn = self._connect()
-            self._readers.conn = conn
-        with self._snapshot(conn) as tx:
+        with self._file.reader() as conn, self._snapshot(conn) as tx:
             yield tx
 
     @staticmethod
@@ -539,22 +511,15 @@ class CaseDb:
     @contextmanager
     def write(self) -> Iterator[CaseTx]:
         """One atomic write transaction; rolled back if the body raises."""
-        self._check_open()
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+        with self._file.writer() as conn:
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield CaseTx(self._conn)
+                yield CaseTx(conn)
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close every connection this file opened (idempotent)."""
-        if self._closed:
-            return
-        with self._lock:
-            self._closed = True
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
+        self._file.close()

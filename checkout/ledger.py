@@ -4,7 +4,8 @@ A cart is a fold over its ledger lines; the primary key of a line is the
 cart event id, inserted with ``INSERT OR IGNORE``, so applying an event twice
 changes nothing and a restart rebuilds every open cart. The file runs in WAL
 mode with ``synchronous=NORMAL``: readers (the HTTP API) never block the
-writer (the brain), and each reading thread gets its own connection.
+writer (the brain), and each reading thread gets its own connection
+(:mod:`checkout.sqlite_file`).
 
 >>> ledger = Ledger(":memory:")
 >>> line = CartEvent(id="c1", event_time_s=1e9, device_id="brain", session_id="s-t",
@@ -15,15 +16,12 @@ writer (the brain), and each reading thread gets its own connection.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from checkout.sqlite_file import SqliteFile
 from iot.payloads import CartEvent, Receipt
 
 __all__ = ["Ledger", "SessionRecord", "ShelfDecision"]
@@ -110,59 +108,20 @@ class Ledger:
     """SQLite persistence of the brain. ``path`` may be ``":memory:"`` for tests."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._memory = self.path == ":memory:"
-        # A memory database lives in one connection, shared by all threads under the lock.
-        self._uri = ":memory:" if self._memory else Path(self.path).resolve().as_uri()
-        self._lock = threading.RLock()
-        self._owner = threading.get_ident()
-        self._readers = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._closed = False
-        self._conn = self._connect()
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self._uri, uri=not self._memory, isolation_level=None, check_same_thread=False
+        self._file = SqliteFile(
+            path,
+            _SCHEMA,
+            closed_message=lambda use: (
+                f"ledger {self.path} is closed; open a new Ledger to {use} it"
+            ),
         )
-        conn.row_factory = sqlite3.Row
-        if not self._memory:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        self._all.append(conn)
-        return conn
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        """The writer's connection in the writer's thread (or for memory), else a per-thread one."""
-        if self._closed:
-            raise RuntimeError(f"ledger {self.path} is closed; open a new Ledger to read it")
-        if self._memory or threading.get_ident() == self._owner:
-            with self._lock:
-                yield self._conn
-            return
-        conn = getattr(self._readers, "conn", None)
-        if conn is None:
-            with self._lock:
-                conn = self._connect()
-            self._readers.conn = conn
-        yield conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        if self._closed:
-            raise RuntimeError(f"ledger {self.path} is closed; open a new Ledger to write it")
-        with self._lock:
-            yield self._conn
+        self.path = self._file.path
 
     # --- cart lines ---
 
     def append(self, event: CartEvent) -> bool:
         """Append a cart line; False if a line with this id is already there (nothing changes)."""
-        with self._write() as c:
+        with self._file.writer() as c:
             cur = c.execute(
                 "INSERT OR IGNORE INTO cart_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -180,7 +139,7 @@ class Ledger:
 
     def cart(self, session_id: str) -> dict[str, int]:
         """SKU -> units held: the fold of the session's lines (SKUs netted to zero left out)."""
-        with self._read() as c:
+        with self._file.reader() as c:
             rows = c.execute(
                 "SELECT sku, SUM(quantity_delta) AS n FROM cart_events WHERE session_id = ? "
                 "GROUP BY sku ORDER BY sku",
@@ -190,7 +149,7 @@ class Ledger:
 
     def cart_events(self, session_id: str) -> list[CartEvent]:
         """The session's ledger lines, in event-time order."""
-        with self._read() as c:
+        with self._file.reader() as c:
             rows = c.execute(
                 "SELECT payload FROM cart_events WHERE session_id = ? ORDER BY event_time_s, id",
                 (session_id,),
@@ -201,7 +160,7 @@ class Ledger:
 
     def save_session(self, record: SessionRecord) -> None:
         """Insert or replace the session's record."""
-        with self._write() as c:
+        with self._file.writer() as c:
             c.execute(
                 "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)",
                 (
@@ -214,7 +173,7 @@ class Ledger:
             )
 
     def session(self, session_id: str) -> SessionRecord | None:
-        with self._read() as c:
+        with self._file.reader() as c:
             row = c.execute(
                 "SELECT payload FROM sessions WHERE session_id = ?", (session_id,)
             ).fetchone()
@@ -225,7 +184,7 @@ class Ledger:
         where = {"open": "WHERE state != 'closed'", "closed": "WHERE state = 'closed'", None: ""}[
             state
         ]
-        with self._read() as c:
+        with self._file.reader() as c:
             rows = c.execute(f"SELECT payload FROM sessions {where} ORDER BY entered_s, session_id")
             return [SessionRecord.model_validate_json(r["payload"]) for r in rows.fetchall()]
 
@@ -235,7 +194,7 @@ class Ledger:
 
     def unreceipted_sessions(self) -> list[SessionRecord]:
         """Sessions the brain still has work for: open, or closed but without a receipt."""
-        with self._read() as c:
+        with self._file.reader() as c:
             rows = c.execute(
                 "SELECT payload FROM sessions WHERE has_receipt = 0 ORDER BY entered_s, session_id"
             ).fetchall()
@@ -245,7 +204,7 @@ class Ledger:
 
     def save_receipt(self, receipt: Receipt) -> bool:
         """Store a receipt; False (nothing changes) if its id or session already has one."""
-        with self._write() as c:
+        with self._file.writer() as c:
             cur = c.execute(
                 "INSERT OR IGNORE INTO receipts VALUES (?, ?, ?, ?)",
                 (receipt.id, receipt.session_id, receipt.event_time_s, receipt.model_dump_json()),
@@ -253,12 +212,12 @@ class Ledger:
             return cur.rowcount == 1
 
     def receipts(self) -> list[Receipt]:
-        with self._read() as c:
+        with self._file.reader() as c:
             rows = c.execute("SELECT payload FROM receipts ORDER BY event_time_s, id").fetchall()
         return [Receipt.model_validate_json(r["payload"]) for r in rows]
 
     def receipt(self, receipt_id: str) -> Receipt | None:
-        with self._read() as c:
+        with self._file.reader() as c:
             row = c.execute("SELECT payload FROM receipts WHERE id = ?", (receipt_id,)).fetchone()
         return Receipt.model_validate_json(row["payload"]) if row else None
 
@@ -266,7 +225,7 @@ class Ledger:
 
     def record_decision(self, decision: ShelfDecision) -> bool:
         """Remember what was decided about a shelf event; False if it was decided before."""
-        with self._write() as c:
+        with self._file.writer() as c:
             cur = c.execute(
                 "INSERT OR IGNORE INTO shelf_decisions VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -281,7 +240,7 @@ class Ledger:
             return cur.rowcount == 1
 
     def decided(self, event_id: str) -> bool:
-        with self._read() as c:
+        with self._file.reader() as c:
             row = c.execute(
                 "SELECT 1 FROM shelf_decisions WHERE event_id = ?", (event_id,)
             ).fetchone()
@@ -293,7 +252,7 @@ class Ledger:
         args: tuple[str, ...] = ()
         if outcome is not None:
             sql, args = sql + " WHERE outcome = ?", (outcome,)
-        with self._read() as c:
+        with self._file.reader() as c:
             rows = c.execute(sql + " ORDER BY event_time_s, event_id", args).fetchall()
         return [ShelfDecision(**dict(r)) for r in rows]
 
@@ -302,7 +261,7 @@ class Ledger:
 
     def set_plate_foreign(self, plate_id: str, sku: str, units: int) -> None:
         """Foreign units of ``sku`` lying on ``plate_id`` (left there by wrong-plate put-backs)."""
-        with self._write() as c:
+        with self._file.writer() as c:
             if units > 0:
                 c.execute(
                     "INSERT OR REPLACE INTO plate_foreign VALUES (?, ?, ?)", (plate_id, sku, units)
@@ -313,7 +272,7 @@ class Ledger:
                 )
 
     def plate_foreign(self) -> dict[str, dict[str, int]]:
-        with self._read() as c:
+        with self._file.reader() as c:
             rows = c.execute("SELECT plate_id, sku, units FROM plate_foreign").fetchall()
         out: dict[str, dict[str, int]] = {}
         for r in rows:
@@ -322,7 +281,7 @@ class Ledger:
 
     def latest_time_s(self) -> float | None:
         """The newest event time the ledger knows of (to restart the brain's clock)."""
-        with self._read() as c:
+        with self._file.reader() as c:
             row = c.execute(
                 "SELECT MAX(t) AS t FROM (SELECT MAX(event_time_s) AS t FROM cart_events "
                 "UNION ALL SELECT MAX(event_time_s) FROM shelf_decisions "
@@ -332,10 +291,4 @@ class Ledger:
 
     def close(self) -> None:
         """Close every connection this ledger opened (idempotent)."""
-        if self._closed:
-            return
-        with self._lock:
-            self._closed = True
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
+        self._file.close()

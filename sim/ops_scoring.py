@@ -2,12 +2,13 @@
 
 - ``footfall_error``: |entries counted - people who walked in| / people who
   walked in (scanned visits and tailgaters alike).
-- stock-outs: each true stock-out (a pile's last unit left) is matched to the
+- stock-outs: each true stock-out (a pile's last unit left) is alerted by the
   first stock-out alert for that pile raised from ``early_s`` before it until
-  the pile was refilled; ``stockout_alert_p95_s`` is the 95th percentile of
-  raise minus empty time over true stock-outs (a missed one counts as the
-  rest of the run). ``false_stockout_alerts`` counts alerts that match no
-  true stock-out.
+  the pile was refilled, or by one still open from before (a unit put back
+  does not clear an alert: hysteresis); ``stockout_alert_p95_s`` is the 95th
+  percentile of raise minus empty time over true stock-outs (0 for one already
+  open; a missed one counts as the rest of the run). ``false_stockout_alerts``
+  counts alerts raised while the pile truly still held units.
 - shrink: a filed finding matches an incident when it points at it:
   tailgating (an entry case within ``entry_slack_s`` of the tailgater's entry,
   or any case naming a plate the tailgater took from, or a tag it carried,
@@ -61,38 +62,55 @@ def _p95(values: Sequence[float]) -> float | None:
 
 
 def stockout_metrics(
-    alerts: Iterable[tuple[str, str, float]],
+    alerts: Iterable[tuple[str, str, float, float | None]],
     truth: Sequence[StockoutTruth],
     *,
     end_s: float,
     early_s: float = 1.0,
 ) -> dict[str, float | int | None]:
-    """``alerts``: (plate, sku, raised_s) of every stock-out alert raised."""
+    """``alerts``: (plate, sku, raised_s, cleared_s or None) of every stock-out alert."""
     raised = sorted(alerts, key=lambda a: a[2])
-    used: set[int] = set()
+    by_pile: dict[tuple[str, str], list[StockoutTruth]] = {}
+    for so in truth:
+        by_pile.setdefault((so.plate_id, so.sku), []).append(so)
+
+    def empty_at(pile: tuple[str, str], t: float) -> bool:
+        return any(
+            so.empty_s - early_s <= t <= (so.refilled_s if so.refilled_s is not None else end_s)
+            for so in by_pile.get(pile, [])
+        )
+
     latencies: list[float] = []
+    alerted = 0
     for so in truth:
         until = so.refilled_s if so.refilled_s is not None else end_s
-        hit = next(
+        pile = (so.plate_id, so.sku)
+        # an alert still open from before (hysteresis: a unit put back does not clear it)
+        already = any(
+            (a[0], a[1]) == pile and a[2] < so.empty_s and (a[3] is None or a[3] > so.empty_s)
+            for a in raised
+        )
+        first = next(
             (
-                k
-                for k, (plate, sku, t) in enumerate(raised)
-                if k not in used
-                and (plate, sku) == (so.plate_id, so.sku)
-                and so.empty_s - early_s <= t <= until
+                a[2]
+                for a in raised
+                if (a[0], a[1]) == pile and so.empty_s - early_s <= a[2] <= until
             ),
             None,
         )
-        if hit is None:
-            latencies.append(end_s - so.empty_s)
+        if already:
+            latencies.append(0.0)
+        elif first is not None:
+            latencies.append(max(0.0, first - so.empty_s))
         else:
-            used.add(hit)
-            latencies.append(max(0.0, raised[hit][2] - so.empty_s))
+            latencies.append(end_s - so.empty_s)
+        alerted += already or first is not None
+    false = sum(not empty_at((a[0], a[1]), a[2]) for a in raised)
     return {
         "stockouts": len(truth),
-        "stockouts_alerted": len(used),
+        "stockouts_alerted": alerted,
         "stockout_alert_p95_s": _p95(latencies),
-        "false_stockout_alerts": len(raised) - len(used),
+        "false_stockout_alerts": false,
     }
 
 

@@ -302,7 +302,10 @@ def _score_operations(ops: StoreOperations, twin: Twin) -> dict[str, float | int
         "footfall_entries": entries,
         "footfall_error": round(footfall_error(entries, people), 4),
     }
-    alerts = [(a.plate_id, a.sku, a.raised_s) for a in ops.inventory.alert_log(kind="stockout")]
+    alerts = [
+        (a.plate_id, a.sku, a.raised_s, a.cleared_s)
+        for a in ops.inventory.alert_log(kind="stockout")
+    ]
     out.update(stockout_metrics(alerts, truth.stockouts, end_s=twin.end_s))
     filed = [
         Case(

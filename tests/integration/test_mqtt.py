@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import socket
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from waiting import wait_for
 
 from iot.broker import EmbeddedBroker
 from iot.bus import Inbox, Message, publish
@@ -37,35 +37,6 @@ def _accepts(addr: tuple[str, int]) -> bool:
 
 T0 = 1.8e9
 STORE_FILE = Path(__file__).resolve().parents[2] / "stores" / "demo.yaml"
-
-
-@pytest.fixture
-def sid() -> str:
-    """A store id of this test alone."""
-    return f"t{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def clients(broker_url: str, sid: str) -> Iterator[Callable[..., MqttTransport]]:
-    made: list[MqttTransport] = []
-
-    def make(name: str, **kw: object) -> MqttTransport:
-        t = MqttTransport(broker_url, f"{sid}-{name}", connect_timeout_s=5, **kw)  # type: ignore[arg-type]
-        made.append(t)
-        return t
-
-    yield make
-    for t in reversed(made):
-        t.close()
-
-
-def wait_for(pred: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def entry(n: int) -> GateEntry:

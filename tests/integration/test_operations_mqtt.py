@@ -7,12 +7,12 @@ wires them; a watcher subscribes like a manager's dashboard would.
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
+from waiting import wait_for
 
 from iot.bus import SerialTransport, publish
 from iot.epc import encode_sgtin96
@@ -30,33 +30,6 @@ pytestmark = [
 
 T0 = 1.8e9
 STORE_FILE = Path(__file__).resolve().parents[2] / "stores" / "demo.yaml"
-
-
-@pytest.fixture
-def sid() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def clients(broker_url: str, sid: str) -> Iterator[Callable[[str], MqttTransport]]:
-    made: list[MqttTransport] = []
-
-    def make(name: str) -> MqttTransport:
-        made.append(MqttTransport(broker_url, f"{sid}-{name}", connect_timeout_s=5))
-        return made[-1]
-
-    yield make
-    for t in reversed(made):
-        t.close()
-
-
-def wait_for(pred: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def test_a_stock_out_alert_and_a_theft_case_over_mosquitto(

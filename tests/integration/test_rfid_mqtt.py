@@ -7,12 +7,12 @@ Mosquitto do not see each other's messages.
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
+from waiting import wait_for
 
 from iot.bus import SerialTransport
 from iot.mqtt import MqttTransport
@@ -32,33 +32,6 @@ T0 = 1.8e9
 STORE_FILE = Path(__file__).resolve().parents[2] / "stores" / "demo.yaml"
 EPC_OUT = "3074257BF7194E4000001A85"  # urn:epc:id:sgtin:0614141.812345.6789
 EPC_IN = "3674257BF6B7A659B2C2BF1000000000000000000000000000"  # ...712345.32a%2Fb
-
-
-@pytest.fixture
-def sid() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def clients(broker_url: str, sid: str) -> Iterator[Callable[[str], MqttTransport]]:
-    made: list[MqttTransport] = []
-
-    def make(name: str) -> MqttTransport:
-        made.append(MqttTransport(broker_url, f"{sid}-{name}", connect_timeout_s=5))
-        return made[-1]
-
-    yield make
-    for t in reversed(made):
-        t.close()
-
-
-def wait_for(pred: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def walk(reader: str, epc: str, ports: list[int]) -> list[TagRead]:

@@ -15,18 +15,37 @@ def test_stockout_latency_misses_and_false_alerts() -> None:
         StockoutTruth(plate_id="p1", sku="A", empty_s=T, refilled_s=T + 100),
         StockoutTruth(plate_id="p2", sku="B", empty_s=T + 10),  # never alerted
     ]
-    alerts = [("p1", "A", T + 2.0), ("p1", "A", T + 200.0), ("p3", "C", T + 5)]
-    m = stockout_metrics(alerts, truth, end_s=T + 110)
+    alerts = [("p1", "A", T + 2.0, T + 101), ("p1", "A", T + 200.0, None), ("p3", "C", T + 5, None)]
+    m = stockout_metrics(alerts, truth, end_s=T + 210)
     assert m["stockouts_alerted"] == 1
     assert m["false_stockout_alerts"] == 2  # after the refill, and on a pile that never ran out
-    # p95 of [2, 100]: a miss costs the rest of the run
-    assert m["stockout_alert_p95_s"] == pytest.approx(2 + 0.95 * 98, abs=1e-3)
+    # p95 of [2, 200]: a miss costs the rest of the run
+    assert m["stockout_alert_p95_s"] == pytest.approx(2 + 0.95 * 198, abs=1e-3)
 
 
 def test_an_alert_a_moment_early_still_counts() -> None:
     truth = [StockoutTruth(plate_id="p1", sku="A", empty_s=T)]
-    m = stockout_metrics([("p1", "A", T - 0.5)], truth, end_s=T + 60)
+    m = stockout_metrics([("p1", "A", T - 0.5, None)], truth, end_s=T + 60)
     assert (m["stockouts_alerted"], m["stockout_alert_p95_s"]) == (1, 0.0)
+    assert m["false_stockout_alerts"] == 0
+
+
+def test_an_alert_left_open_over_a_put_back_covers_the_next_stock_out() -> None:
+    # empty, one unit put back (no clear: hysteresis), empty again
+    truth = [
+        StockoutTruth(plate_id="p1", sku="A", empty_s=T, refilled_s=T + 20),
+        StockoutTruth(plate_id="p1", sku="A", empty_s=T + 40, refilled_s=T + 90),
+    ]
+    m = stockout_metrics([("p1", "A", T + 1.5, T + 91)], truth, end_s=T + 100)
+    assert (m["stockouts_alerted"], m["stockout_alert_p95_s"]) == (2, pytest.approx(1.425))
+    assert m["false_stockout_alerts"] == 0
+
+
+def test_an_alert_raised_while_units_remain_is_false() -> None:
+    truth = [StockoutTruth(plate_id="p1", sku="A", empty_s=T + 50)]
+    m = stockout_metrics([("p1", "A", T + 10, None)], truth, end_s=T + 100)
+    assert m["false_stockout_alerts"] == 1
+    assert m["stockouts_alerted"] == 1  # the store did know, early, when it ran out
 
 
 TAILGATER = IncidentTruth(
