@@ -14,6 +14,7 @@ import logging
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,6 +320,8 @@ def _score_operations(ops: StoreOperations, twin: Twin) -> dict[str, float | int
         for f in ops.shrink.filed
     ]
     out.update(shrink_metrics(filed, truth.incidents, end_s=twin.end_s))
+    by_rule = Counter(f.rule for f in filed)
+    out["shrink_findings"] = ", ".join(f"{r} {n}" for r, n in sorted(by_rule.items())) or "none"
     return {k: v for k, v in out.items() if v is not None}
 
 
