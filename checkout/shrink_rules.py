@@ -52,6 +52,9 @@ from iot.store import Store
 
 __all__ = ["ShrinkRules", "ShrinkSettings"]
 
+_PRUNE_EVERY_S = 5.0
+_VISIT_MEMORY_S = 120.0  # a visit gone this long can no longer pay for a tag at the door
+
 Claim = Callable[[str, int, float], "str | None"]  # (sku, units, time) -> order id or None
 
 
@@ -109,6 +112,7 @@ class ShrinkRules:
         self.parties: list[tuple[float, int]] = []  # (scan time, extra people it covers)
         self.waiting_entries: list[tuple[float, str, str]] = []  # (entered, track, gate)
         self.found: list[Finding] = []
+        self._pruned_s = -math.inf
         self.counts: Counter[str] = Counter()
         self._sku_of_gtin = {i.gtin: i.sku for i in store.catalog.items}
         exits = [g for g in store.floor.gates if g.kind == "exit"]
@@ -139,10 +143,24 @@ class ShrinkRules:
                 path.append((t, p.x_m, p.y_m))
             while path and t - path[0][0] > self.s.track_memory_s:
                 path.popleft()
-        for tid in batch.ended:
-            ended = self.paths.get(tid)
-            if ended and t - ended[-1][0] > self.s.track_memory_s:
-                del self.paths[tid]
+        if t - self._pruned_s >= _PRUNE_EVERY_S:
+            self._pruned_s = t
+            self._forget(t)
+
+    def _forget(self, t: float) -> None:
+        """Ended tracks, visits long gone and old party scans age out: memory stays bounded."""
+        stale = [k for k, path in self.paths.items() if t - path[-1][0] > self.s.track_memory_s]
+        for k in stale:
+            del self.paths[k]
+        gone = [
+            sid
+            for sid, v in self.visits.items()
+            if v.closed_s is not None and t - v.closed_s > _VISIT_MEMORY_S
+        ]
+        for sid in gone:
+            for track in self.visits.pop(sid).tracks:
+                self.track_visit.pop(track, None)
+        self.parties = [p for p in self.parties if t - p[0] <= self.s.party_window_s]
 
     def entry(self, track_id: str, gate_id: str, t_s: float) -> None:
         """The footfall counter counted someone in through an entry gate."""

@@ -247,3 +247,37 @@ def test_tags_coming_in_or_of_unknown_products_open_nothing() -> None:
     r.passage(unknown)
     assert r.due(T0 + 70) == []
     assert r.counts["passages_unknown_product"] == 1
+
+
+def test_positions_of_gone_tracks_are_forgotten() -> None:
+    r = rules()
+    for k in range(600):  # ten minutes of people passing through, one new track a second
+        r.tracks(
+            TrackBatch(
+                id=f"tb{k}",
+                event_time_s=T0 + k,
+                device_id="positioning",
+                tracks=[TrackPoint(track_id=f"trk-{k}", x_m=5.0, y_m=5.0)],
+                ended=[f"trk-{k - 1}"] if k else [],
+            )
+        )
+    assert len(r.paths) <= 40  # about the last track_memory_s of them
+
+
+def test_visits_long_gone_are_forgotten() -> None:
+    r = rules()
+    for k in range(50):
+        bound(r, f"s-{k}", f"trk-{k}", T0 + k)
+        r.session(
+            SessionEvent(
+                id=f"c.{k}",
+                event_time_s=T0 + k + 1,
+                device_id="brain",
+                session_id=f"s-{k}",
+                token=f"tok-{k}",
+                state="closed",
+                track_id=f"trk-{k}",
+            )
+        )
+    at_exit(r, "trk-x", T0 + 400)
+    assert r.visits == {} and r.track_visit == {}
