@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 # the edge keeps only a few seconds of frames: ask for a moment it still holds
 EVIDENCE_LOOKBACK_S = 4.0
+_FILED_KEPT = 50_000
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class ShrinkService:
         self.service_id = service_id
         self.rules = ShrinkRules(store, settings, claim=claim)
         self.entries = FootfallCounter(store, footfall, on_entry=self.rules.entry)
-        self.filed: list[Filed] = []
+        self.filed: deque[Filed] = deque(maxlen=_FILED_KEPT)  # the recent log, for the API
         self.clock_s = -math.inf
         self.inbox: Inbox | None = None
         self._counts: Counter[str] = Counter()
