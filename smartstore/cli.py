@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("store", help="store file, e.g. stores/demo.yaml")
 
     sub.add_parser("topics", help="print the MQTT topic table (Markdown)")
+    sub.add_parser("asyncapi", help="print the bus as an AsyncAPI 2.6 document (JSON)")
     return p
 
 
@@ -289,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
             from iot.topics import topics_markdown
 
             print(topics_markdown())
+            return 0
+        if args.command == "asyncapi":
+            from iot.asyncapi import asyncapi_document
+
+            print(json.dumps(asyncapi_document(), indent=1))
             return 0
         return _check_store(args)
     except KeyboardInterrupt:
