@@ -47,6 +47,7 @@ from checkout.receipts import build_receipt
 from checkout.sessions import SessionBook, session_id_for
 from checkout.settings import BrainSettings
 from checkout.sightings import Sightings
+from checkout.tick_guard import TickGuard
 from checkout.tracks import TrackHistory
 from checkout.witness import Witness
 from iot.bus import Inbox, Message, Transport, publish
@@ -119,7 +120,7 @@ class StoreBrain:
         self._waiting: dict[str, float] = {}  # shelf events put off for a sighting -> until
         self._lock = threading.RLock()  # handlers (broker thread) and tick (caller) take turns
         self._last_prune_s = -math.inf
-        self._last_tick_s: float | None = None  # the composition root's clock, once it ticks
+        self._ticks = TickGuard(self.settings.max_future_s)  # the composition root's clock
         self._status_n = 0
         self._near: tuple[float, str, str | None] | None = None  # of the last attribution
 
@@ -161,9 +162,7 @@ class StoreBrain:
     def tick(self, now_s: float) -> None:
         """Event time has reached ``now_s``: decide what is due."""
         with self._lock:
-            self._last_tick_s = (
-                now_s if self._last_tick_s is None else max(self._last_tick_s, now_s)
-            )
+            self._ticks.tick(now_s)
             self._advance(now_s)
 
     def close(self) -> None:
@@ -207,12 +206,8 @@ class StoreBrain:
     def _guarded(self, handler: _Handler) -> _Handler:
         def locked(msg: Message) -> None:
             with self._lock:
-                ahead = (
-                    msg.payload.event_time_s - self._last_tick_s
-                    if self._last_tick_s is not None
-                    else 0.0
-                )
-                if ahead > self.settings.max_future_s:
+                ahead = self._ticks.too_far_ahead_s(msg.payload.event_time_s)
+                if ahead is not None:
                     # A device whose clock runs ahead must not drag the brain's clock
                     # forward: that would decide pending events before their evidence.
                     self.inbox_reject(msg, "from the future", f"{ahead:.1f} s ahead of the clock")

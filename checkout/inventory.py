@@ -67,6 +67,7 @@ from checkout.stock_alerts import (
     replenishment_lines,
     thresholds,
 )
+from checkout.tick_guard import TickGuard
 from iot.bus import Inbox, Message, Transport, publish
 from iot.payloads import CartEvent, ShelfEvent
 from iot.store import Store
@@ -150,7 +151,7 @@ class InventoryService:
         self.counts: Counter[str] = Counter()
         self.clock_s = -math.inf
         self._lock = threading.RLock()  # bus handlers, tick and HTTP threads take turns
-        self._last_tick_s: float | None = None
+        self._ticks = TickGuard(self.settings.max_future_s)  # the composition root's clock
         self._last_prune_s = -math.inf
         self._entries = {(e.plate, e.sku): e for e in store.planogram}
         self._limits = {
@@ -205,9 +206,7 @@ class InventoryService:
     def tick(self, now_s: float) -> None:
         """Event time has reached ``now_s``: expire what is due."""
         with self._lock:
-            self._last_tick_s = (
-                now_s if self._last_tick_s is None else max(self._last_tick_s, now_s)
-            )
+            self._ticks.tick(now_s)
             self._advance(now_s)
 
     def close(self) -> None:
@@ -231,9 +230,8 @@ class InventoryService:
     def _guarded(self, handler: Callable[[Message], None]) -> Callable[[Message], None]:
         def locked(msg: Message) -> None:
             with self._lock:
-                last_s = self._last_tick_s
-                ahead = msg.payload.event_time_s - last_s if last_s is not None else 0.0
-                if ahead > self.settings.max_future_s:
+                ahead = self._ticks.too_far_ahead_s(msg.payload.event_time_s)
+                if ahead is not None:
                     self._reject(msg, "from the future", f"{ahead:.1f} s ahead of the last tick")
                     return
                 handler(msg)
