@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Response
 
 from checkout.footfall import FootfallService
-from checkout.heatmap import HeatGrid, render_png
+from checkout.heatmap import HeatGrid, window_png
 from iot.store import Store
 
 __all__ = ["footfall_router"]
@@ -41,15 +41,9 @@ def footfall_router(service: FootfallService, heat: HeatGrid, store: Store) -> A
     def heatmap(from_s: float, to_s: float) -> Response:
         """Floor occupancy (person-seconds per cell) over ``[from_s, to_s)``, event time."""
         try:
-            window = heat.window(from_s, to_s)
+            png = window_png(heat, store, from_s, to_s)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        png = render_png(
-            window.person_s,
-            store,
-            cell_m=heat.settings.cell_m,
-            window=(window.from_s, window.to_s),
-        )
         return Response(png, media_type="image/png")
 
     return router

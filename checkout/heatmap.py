@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from iot.payloads import TrackBatch
 from iot.store import Store
 
-__all__ = ["HeatGrid", "HeatSettings", "HeatWindow", "render_png", "write_png"]
+__all__ = ["HeatGrid", "HeatSettings", "HeatWindow", "render_png", "window_png", "write_png"]
 
 _MAX_CELLS = 4_000_000  # 32 MB per float64 slice: beyond this the cell size is a mistake
 
@@ -238,6 +238,17 @@ def render_png(
     if not ok:  # pragma: no cover - OpenCV only fails here on an empty image
         raise RuntimeError("OpenCV could not encode the heat map as PNG")
     return data.tobytes()
+
+
+def window_png(heat: HeatGrid, store: Store, from_s: float, to_s: float) -> bytes:
+    """The grid's person-seconds over ``[from_s, to_s)`` drawn over the floor plan.
+
+    Raises ValueError for an empty window.
+    """
+    window = heat.window(from_s, to_s)
+    return render_png(
+        window.person_s, store, cell_m=heat.settings.cell_m, window=(window.from_s, window.to_s)
+    )
 
 
 def write_png(path: str | Path, person_s: np.ndarray, store: Store, **options: object) -> Path:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from checkout.brain import BrainSettings, StoreBrain
-from checkout.heatmap import render_png
+from checkout.heatmap import window_png
 from checkout.ledger import Ledger
 from iot.bus import LocalTransport, Transport
 from iot.payloads import Receipt
@@ -284,13 +284,7 @@ def _export(
         Path(epcis_path).write_text(json.dumps(doc, indent=1), encoding="utf-8")
     if heatmap_path is not None:
         ops.heat.flush(twin.end_s)
-        window = ops.heat.window(twin.start_s, twin.end_s)
-        png = render_png(
-            window.person_s,
-            twin.store,
-            cell_m=ops.heat.settings.cell_m,
-            window=(window.from_s, window.to_s),
-        )
+        png = window_png(ops.heat, twin.store, twin.start_s, twin.end_s)
         Path(heatmap_path).write_bytes(png)
 
 
