@@ -43,6 +43,7 @@ from checkout.fusion import (
 from checkout.identity import IdentityKeeper
 from checkout.ids import derived_id
 from checkout.ledger import Ledger, SessionRecord, ShelfDecision
+from checkout.pricebook import PriceSource
 from checkout.receipts import build_receipt
 from checkout.sessions import SessionBook, session_id_for
 from checkout.settings import BrainSettings
@@ -51,6 +52,7 @@ from checkout.tick_guard import TickGuard
 from checkout.tracks import TrackHistory
 from checkout.witness import Witness
 from iot.bus import Inbox, Message, Transport, publish
+from iot.metrics import FusionTimer, count_receipt
 from iot.payloads import (
     CartEvent,
     DeviceStatus,
@@ -90,10 +92,12 @@ class StoreBrain:
         *,
         settings: BrainSettings | None = None,
         service_id: str = "brain",
+        prices: PriceSource | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
         self.ledger = ledger
+        self.prices = prices  # None: receipts pay catalog prices; else the price at each pick
         self.settings = settings or BrainSettings()
         self.service_id = service_id
         self.clock_s = -math.inf
@@ -123,6 +127,7 @@ class StoreBrain:
         self._ticks = TickGuard(self.settings.max_future_s)  # the composition root's clock
         self._status_n = 0
         self._near: tuple[float, str, str | None] | None = None  # of the last attribution
+        self._fusion_timer = FusionTimer(store.store_id)  # operations metrics only
 
     # --- life cycle ---
 
@@ -280,6 +285,7 @@ class StoreBrain:
         elif self.ledger.decided(ev.id):
             self.inbox_reject(msg, "already decided", f"shelf event {ev.id} was decided before")
         else:
+            self._fusion_timer.arrived(ev.id)
             self._schedule(ev.event_time_s, msg)
         self._advance(ev.event_time_s)
 
@@ -610,6 +616,9 @@ class StoreBrain:
                 payload=ev.model_dump_json(),
             )
         )
+        self._fusion_timer.decided(
+            ev.id, outcome, event_time_s=ev.event_time_s, decided_at_s=self.clock_s
+        )
         near, self._near = self._near, None
         plate_skus = {e.sku for e in self.store.skus_on_plate(ev.plate_id)}
         self._publish(
@@ -678,6 +687,7 @@ class StoreBrain:
             issued_s=self.clock_s,
             device_id=self.service_id,
             review_below=self.settings.review_below,
+            prices=self.prices,
         )
         if self.ledger.save_receipt(receipt):
             publish(self.transport, self.store.store_id, receipt)
@@ -686,6 +696,7 @@ class StoreBrain:
                 del self.receipts[: len(self.receipts) - _RECENT_RECEIPTS]
             self._counts["receipts"] += 1
             self._counts["receipts_needing_review"] += int(receipt.needs_review)
+            count_receipt(self.store.store_id, receipt.needs_review)
             log.info(
                 "receipt %s: %d lines, %d cents, review %s",
                 receipt.id,

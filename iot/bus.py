@@ -33,6 +33,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from iot.metrics import count_dead_letter, count_event_in
 from iot.payloads import DeadLetter, Event, GateEntry
 from iot.topics import ANY, TOPICS, Channel, match_topic
 
@@ -298,6 +299,7 @@ class Inbox:
         self._remember(payload.id)
         self._last_time[key] = max(last, payload.event_time_s)
         self.accepted[channel.name] += 1
+        count_event_in(self.store_id, self.service_id, channel.name)
         try:
             handler(Message(channel, store_id, device_id, topic, payload))
         except Exception as exc:
@@ -312,6 +314,7 @@ class Inbox:
     def reject(self, topic: str, data: bytes, reason: str, detail: str = "") -> None:
         """Count, log and dead-letter a message this service will not use."""
         self.rejected[reason] += 1
+        count_dead_letter(self.store_id, self.service_id, reason)
         count = self.rejected[reason]
         if count <= 10 or count % 1000 == 0:
             log.warning(

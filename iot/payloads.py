@@ -244,6 +244,14 @@ class ReceiptLine(BaseModel):
     unit_price_cents: int = Field(ge=0)
     total_cents: int = Field(ge=0)
     confidence: Confidence
+    list_price_cents: int | None = Field(
+        default=None,
+        ge=0,
+        description="Unit price before the promotion that priced this line; none without one.",
+    )
+    promotion: str | None = Field(
+        default=None, max_length=200, description="Name of the promotion applied, if any."
+    )
 
 
 class Receipt(Event):

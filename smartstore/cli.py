@@ -17,6 +17,8 @@ import math
 import sys
 from pathlib import Path
 
+from smartstore.logs import configure_logging
+
 __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +54,14 @@ def _parser() -> argparse.ArgumentParser:
         help="mqtt://host:port of a real broker (default: start an embedded one)",
     )
     d.add_argument("--db", default="smartstore-demo.sqlite", help="SQLite ledger file")
+    d.add_argument(
+        "--accounts-out",
+        default=None,
+        help="where to write the demo's accounts, passwords and gate keys "
+        "(default: beside --db, as NAME.accounts.json; owner-readable only)",
+    )
     _add_vision_modes(d)
+    _add_log_format(d)
 
     e = sub.add_parser("eval", help="run a scenario in simulated time and score the receipts")
     e.add_argument("scenario", help="scenario file, e.g. scenarios/normal.yaml")
@@ -81,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--quiet", action="store_true", help="no progress lines")
     _add_vision_modes(e)
+    _add_log_format(e)
     e.add_argument(
         "--camera-fps", type=float, default=5.0, help="rendered ceiling frames per second"
     )
@@ -97,6 +107,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("topics", help="print the MQTT topic table (Markdown)")
     sub.add_parser("asyncapi", help="print the bus as an AsyncAPI 2.6 document (JSON)")
     return p
+
+
+def _add_log_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="log lines as text (default) or JSON lines for a log shipper; secrets are "
+        "redacted either way",
+    )
 
 
 def _add_vision_modes(p: argparse.ArgumentParser) -> None:
@@ -267,9 +287,8 @@ def _add_vision_parsers(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    configure_logging(
+        getattr(args, "log_format", "text"), logging.INFO if args.verbose else logging.WARNING
     )
     try:
         if args.command == "demo":
@@ -319,6 +338,7 @@ def _demo(args: argparse.Namespace) -> int:
         db_path=args.db,
         positioning=args.positioning,
         interactions=args.interactions,
+        accounts_out=args.accounts_out,
     )
     return 0
 

@@ -22,10 +22,13 @@ from typing import Any, TextIO
 import uvicorn
 
 from checkout.api import create_app
+from checkout.auth import AccountBook
 from checkout.brain import BrainSettings, StoreBrain
+from checkout.devices import DeviceHealth
 from checkout.ledger import Ledger
+from checkout.pricebook import PriceBook
 from iot.broker import EmbeddedBroker
-from iot.bus import SerialTransport
+from iot.bus import SerialTransport, publish
 from iot.mqtt import MqttTransport
 from iot.payloads import Receipt
 from iot.shelf import ShelfAdapter
@@ -34,6 +37,7 @@ from iot.topics import TOPICS
 from sim.scenario import load_scenario
 from sim.scoring import TrueVisit, format_table, score
 from sim.twin import Twin
+from smartstore.demo_accounts import seed_demo_accounts
 from smartstore.operations import StoreOperations
 from vision.snapshots import EvidenceSnapshotter
 
@@ -51,6 +55,7 @@ def run_demo(
     out: TextIO = sys.stdout,
     positioning: str = "cameras",
     interactions: str = "cameras",
+    accounts_out: str | Path | None = None,
 ) -> DemoResult:
     """Run the store until ``seconds`` of wall time pass or the scenario ends.
 
@@ -59,6 +64,8 @@ def run_demo(
     pipelines. Those cost CPU: when this machine cannot render and detect at
     ``speed``, event time slows down to what it can (the summary lines say the
     speed reached), rather than letting positions fall behind the shelves.
+    The demo's accounts and gate keys go to ``accounts_out`` (default: beside
+    the ledger, ``*.accounts.json``, readable by its owner only).
     """
     scenario = load_scenario(scenario_path)
     store = load_store(scenario.store)
@@ -75,36 +82,42 @@ def run_demo(
         # The twin replays the same visits every run, so each demo starts a fresh ledger.
         _remove_ledger(Path(db_path))
         _remove_ledger(Path(db_path).with_suffix(".ops.sqlite"))
+        for suffix in (".accounts.sqlite", ".prices.sqlite"):
+            _remove_ledger(Path(db_path).with_suffix(suffix))
         ledger = Ledger(str(db_path))
         truth_path = Path(db_path).with_suffix(".truth.json")
         twin.truth.write_json(truth_path)
         print(f"ledger (SQLite) at {db_path}, the twin's ground truth at {truth_path}", file=out)
         stack.callback(ledger.close)
-        brain_tx = _service_transport(
-            stack, store, broker_url, clock, kind="brain", service_id="brain"
+        prices = PriceBook(store, Path(db_path).with_suffix(".prices.sqlite"))
+        stack.callback(prices.close)
+        brain, brain_tx = _start_brain(
+            stack, store, broker_url, clock, ledger=ledger, prices=prices
         )
-        brain = StoreBrain(store, brain_tx, ledger, settings=BrainSettings())
-        # Start and stop each service on its own worker thread, like its messages.
-        brain_tx.submit(brain.start)
-        stack.callback(brain_tx.submit, brain.close)
         edge_tx = _service_transport(
             stack, store, broker_url, clock, kind="shelf", service_id="shelf-adapter"
         )
         adapter = ShelfAdapter(store, edge_tx, now=clock)
         edge_tx.submit(adapter.start)
         ops, ops_tx = _start_operations(stack, twin, broker_url, clock, Path(db_path))
-        brain_tx.drain()
-        edge_tx.drain()
-        ops_tx.drain()
+        health, health_tx = _start_device_health(stack, store, broker_url, clock)
+        for tx in (brain_tx, edge_tx, ops_tx, health_tx):
+            tx.drain()
+        accounts = _demo_accounts(stack, twin, Path(db_path), accounts_out, out)
+        api_tx = _service_transport(stack, store, broker_url, clock, kind="api", service_id="api")
         _start_api(
             stack,
             create_app(
                 ledger,
                 store,
+                accounts,
                 inventory=ops.inventory,
                 cases=ops.cases,
                 footfall=(ops.footfall, ops.heat),
                 now=clock,
+                publish_entry=lambda entry: publish(api_tx, store.store_id, entry),
+                devices=health,
+                prices=prices,
             ),
             port,
             out,
@@ -207,6 +220,52 @@ def _start_operations(
     return ops, ops_tx
 
 
+def _start_brain(
+    stack: ExitStack,
+    store: Store,
+    url: str,
+    clock: _WallMappedClock,
+    *,
+    ledger: Ledger,
+    prices: PriceBook,
+) -> tuple[StoreBrain, SerialTransport]:
+    """The store brain on its own connection; receipts priced by the manager's price book."""
+    tx = _service_transport(stack, store, url, clock, kind="brain", service_id="brain")
+    brain = StoreBrain(store, tx, ledger, settings=BrainSettings(), prices=prices)
+    # Start and stop each service on its own worker thread, like its messages.
+    tx.submit(brain.start)
+    stack.callback(tx.submit, brain.close)
+    return brain, tx
+
+
+def _start_device_health(
+    stack: ExitStack, store: Store, url: str, clock: _WallMappedClock
+) -> tuple[DeviceHealth, SerialTransport]:
+    """Device health on its own connection: it reads every shelf batch, so keep it off ops'."""
+    tx = _service_transport(stack, store, url, clock, kind="ops", service_id="devices")
+    services = {"brain": "brain", "shelf-adapter": "shelf", "ops": "ops", "devices": "ops"}
+    health = DeviceHealth(store, tx, now=clock, services=services | {"twin": "sim", "api": "api"})
+    tx.submit(health.start)
+    stack.callback(tx.submit, health.close)
+    return health, tx
+
+
+def _demo_accounts(
+    stack: ExitStack, twin: Twin, db_path: Path, out_path: str | Path | None, out: TextIO
+) -> AccountBook:
+    """The account book, with the demo's people and gate keys (see smartstore.demo_accounts)."""
+    book = AccountBook(db_path.with_suffix(".accounts.sqlite"))
+    stack.callback(book.close)
+    path = Path(out_path) if out_path is not None else db_path.with_suffix(".accounts.json")
+    made = seed_demo_accounts(book, twin.store, list(twin.truth.visits), path)
+    names = ", ".join(
+        [made[r]["username"] for r in ("admin", "manager", "loss_prevention")]
+        + [s["username"] for s in made["shoppers"]]
+    )
+    print(f"accounts {names}: passwords and gate keys in {path}", file=out)
+    return book
+
+
 def _service_transport(
     stack: ExitStack,
     store: Store,
@@ -229,7 +288,9 @@ def _service_transport(
 
 
 def _start_api(stack: ExitStack, app: Any, port: int, out: TextIO) -> None:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None)
+    )
     thread = threading.Thread(target=server.run, name="api", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -240,7 +301,7 @@ def _start_api(stack: ExitStack, app: Any, port: int, out: TextIO) -> None:
             f"the HTTP API could not start on 127.0.0.1:{port}; is the port taken? "
             "pick another with --port"
         )
-    print(f"HTTP API at http://127.0.0.1:{port} (try /sessions, /receipts)", file=out)
+    print(f"web app and API at http://127.0.0.1:{port}/ (OpenAPI at /docs)", file=out)
 
     def stop_api() -> None:
         server.should_exit = True

@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from iot.bus import Transport
+from iot.metrics import CAMERA_FPS
 from iot.payloads import TrackBatch
 from iot.store import Store
 from vision.ceiling import CeilingSettings, CeilingTracker, Looks
@@ -131,6 +132,7 @@ class EdgeVisionPipeline:
         self.last_time_s = time_s
         self.counts["frame_sets"] += 1
         usable = self._timed("health", self._check_health, time_s, frames)
+        CAMERA_FPS.frames(self.store.store_id, usable)  # wall-clock rate, operations only
         to_detect = self._timed("motion", self._gate, usable)
         fresh = self._timed("detect", self._detect, to_detect)
         self.last_detections.update(fresh)

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from iot.bus import Transport, publish
+from iot.metrics import CAMERA_FPS
 from iot.payloads import Interaction
 from iot.store import Store
 from vision.colour import normalise_colour
@@ -93,6 +94,7 @@ class ShelfVisionPipeline:
     def step(self, time_s: float, frames: Mapping[str, np.ndarray | None]) -> list[Interaction]:
         """One time step over the shelf cameras; returns (and publishes) closed episodes."""
         usable = self._healthy(time_s, frames)
+        CAMERA_FPS.frames(self.store.store_id, usable)  # wall-clock rate, operations only
         moving = {cid: img for cid, img in usable.items() if self._moved(cid, img)}
         self.last.update(self._detect(moving))
         out: list[Interaction] = []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
 from checkout.api import create_app
+from checkout.auth import AccountBook
 from checkout.ledger import Ledger, SessionRecord
 from iot.payloads import CartEvent, Receipt
+from tests.unit.checkout.signed_in import signed_in
 
 T0 = 1_800_000_000.0
 
@@ -64,14 +65,15 @@ def client(store):
             needs_review=False,
         )
     )
-    with TestClient(create_app(ledger, store)) as c:
+    book = AccountBook(":memory:")
+    with signed_in(create_app(ledger, store, book, now=lambda: T0 + 20), book, "boss") as c:
         yield c
     ledger.close()
 
 
 def test_health(client) -> None:
     body = client.get("/health").json()
-    assert body == {"status": "ok", "store_id": "demo", "open_sessions": 1}
+    assert body == {"status": "ok", "store_id": "demo", "now_s": T0 + 20, "open_sessions": 1}
 
 
 @pytest.mark.parametrize(

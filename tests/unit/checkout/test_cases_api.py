@@ -8,9 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from checkout.api import create_app
+from checkout.auth import AccountBook
 from checkout.cases import CaseBook, Finding
 from checkout.ledger import Ledger
 from iot.store import load_store
+from tests.unit.checkout.signed_in import signed_in
 
 ROOT = Path(__file__).resolve().parents[3]
 STORE = load_store(ROOT / "stores" / "demo.yaml")
@@ -32,15 +34,17 @@ def client_and_case() -> tuple[TestClient, str]:
             source_event_ids=["entry.trk-7"],
         )
     )
-    app = create_app(Ledger(":memory:"), STORE, cases=book, now=lambda: T0 + 100)
-    return TestClient(app), record.case_id
+    accounts = AccountBook(":memory:")
+    app = create_app(Ledger(":memory:"), STORE, accounts, cases=book, now=lambda: T0 + 100)
+    return signed_in(app, accounts, "ana", role="loss_prevention"), record.case_id
 
 
 def test_the_queue_and_a_case(client_and_case: tuple[TestClient, str]) -> None:
     client, case_id = client_and_case
     [summary] = client.get("/cases", params={"store": "demo", "state": "new"}).json()
     assert summary["case_id"] == case_id and summary["rule"] == "tailgating"
-    assert client.get("/cases", params={"store": "other"}).json() == []
+    # Another store's queue is refused outright, not shown empty.
+    assert client.get("/cases", params={"store": "other"}).status_code == 403
     assert client.get(f"/cases/{case_id}").json()["track_ids"] == ["trk-7"]
     assert client.get("/cases/nope").status_code == 404
     assert client.get("/cases/counts").json()["new"] == 1
