@@ -34,7 +34,9 @@ import json
 import re
 import secrets
 import sqlite3
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,7 @@ __all__ = [
     "Role",
     "ScanToken",
     "ScanTokenError",
+    "SignInThrottledError",
     "hash_password",
     "verify_password",
 ]
@@ -63,6 +66,9 @@ DEVICE_KEY_PREFIX = "dk_"
 SCAN_PREFIX = "qr-"
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
 MIN_PASSWORD = 10
+_MAX_FAILURES = 5  # wrong passwords per username ...
+_FAILURE_WINDOW_S = 15 * 60.0  # ... within this long, then sign-in waits
+_MAX_TRACKED = 10_000  # usernames with recent failures kept in memory
 # scrypt's cost: about 50 ms and 16 MiB per hash here, so guessing is slow and memory-bound.
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -109,6 +115,14 @@ class AccountError(ValueError):
 
 class ScanTokenError(ValueError):
     """A scanned QR code that opens no visit: unknown, expired or already used."""
+
+
+class SignInThrottledError(Exception):
+    """Too many wrong passwords for one username lately: wait before trying again."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"too many failed sign-ins; try again in {retry_after_s:.0f} s")
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -196,6 +210,9 @@ class AccountBook:
         self.clock = clock
         self.token_ttl_s = token_ttl_s
         self.scan_ttl_s = scan_ttl_s
+        # username -> times of recent wrong passwords (kept for _FAILURE_WINDOW_S, bounded)
+        self._failures: dict[str, deque[float]] = {}
+        self._failures_lock = threading.Lock()
 
     def close(self) -> None:
         self._file.close()
@@ -259,7 +276,29 @@ class AccountBook:
     # --- sign-in tokens ---
 
     def sign_in(self, username: str, password: str) -> tuple[str, float] | None:
-        """A new token and its expiry, or None for a wrong name or password (no hint which)."""
+        """A new token and its expiry, or None for a wrong name or password (no hint which).
+
+        After ``_MAX_FAILURES`` wrong tries for one username within
+        ``_FAILURE_WINDOW_S``, raises :class:`SignInThrottledError` until the
+        oldest of them ages out, so passwords cannot be guessed at speed.
+        """
+        self._check_throttle(username)
+        found = self._verified(username, password)
+        if found is None:
+            self._note_failure(username)
+            return None
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = self.clock()
+        expires_s = now + self.token_ttl_s
+        with self._file.writer() as c:
+            c.execute("DELETE FROM tokens WHERE expires_s <= ?", (now,))
+            c.execute(
+                "INSERT INTO tokens VALUES (?, ?, ?, ?)", (_digest(token), found, now, expires_s)
+            )
+        return token, expires_s
+
+    def _verified(self, username: str, password: str) -> str | None:
+        """The account id if the password is right."""
         with self._file.reader() as c:
             row = c.execute(
                 "SELECT account_id, password_hash FROM accounts "
@@ -271,16 +310,27 @@ class AccountBook:
             return None
         if not verify_password(password, row["password_hash"]):
             return None
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        return str(row["account_id"])
+
+    def _recent_failures(self, username: str, now: float) -> deque[float]:
+        times = self._failures.setdefault(username, deque(maxlen=_MAX_FAILURES))
+        while times and times[0] <= now - _FAILURE_WINDOW_S:
+            times.popleft()
+        return times
+
+    def _check_throttle(self, username: str) -> None:
         now = self.clock()
-        expires_s = now + self.token_ttl_s
-        with self._file.writer() as c:
-            c.execute("DELETE FROM tokens WHERE expires_s <= ?", (now,))
-            c.execute(
-                "INSERT INTO tokens VALUES (?, ?, ?, ?)",
-                (_digest(token), row["account_id"], now, expires_s),
-            )
-        return token, expires_s
+        with self._failures_lock:
+            times = self._recent_failures(username, now)
+            if len(times) >= _MAX_FAILURES:
+                raise SignInThrottledError(times[0] + _FAILURE_WINDOW_S - now)
+
+    def _note_failure(self, username: str) -> None:
+        now = self.clock()
+        with self._failures_lock:
+            if len(self._failures) >= _MAX_TRACKED and username not in self._failures:
+                self._failures.pop(next(iter(self._failures)))  # the oldest name tracked
+            self._recent_failures(username, now).append(now)
 
     def sign_out(self, token: str) -> None:
         with self._file.writer() as c:

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from checkout.access import COOKIE, Access
-from checkout.auth import AccountBook, AccountError, Principal, Role
+from checkout.auth import AccountBook, AccountError, Principal, Role, SignInThrottledError
 
 __all__ = ["auth_router"]
 
@@ -58,7 +58,11 @@ def auth_router(book: AccountBook, access: Access) -> APIRouter:
     admin = Depends(access.require("admin", store_scoped=False))
 
     def signed_in(response: Response, username: str, password: str) -> dict[str, Any]:
-        issued = book.sign_in(username, password)
+        try:
+            issued = book.sign_in(username, password)
+        except SignInThrottledError as exc:
+            retry = str(max(1, int(exc.retry_after_s)))
+            raise HTTPException(429, str(exc), headers={"Retry-After": retry}) from None
         if issued is None:
             raise HTTPException(401, "wrong username or password")
         token, expires_s = issued
