@@ -36,14 +36,17 @@ from checkout.devices_api import devices_router
 from checkout.footfall import FootfallService
 from checkout.footfall_api import footfall_router
 from checkout.heatmap import HeatGrid
+from checkout.http_errors import install as install_error_handlers
 from checkout.inventory import InventoryService
 from checkout.inventory_api import inventory_router
 from checkout.ledger import Ledger, SessionRecord
+from checkout.live import LiveHub, live_router
 from checkout.metrics import HttpMetricsMiddleware, metrics_router
 from checkout.pricebook import PriceBook
 from checkout.pricing_api import pricing_router
 from checkout.receipts import price_lines
 from checkout.shopper_api import shopper_router
+from checkout.web import web_router
 from iot.payloads import GateEntry, Receipt
 from iot.store import Store
 
@@ -62,6 +65,7 @@ def create_app(
     publish_entry: Callable[[GateEntry], object] | None = None,
     devices: DeviceHealth | None = None,
     prices: PriceBook | None = None,
+    live: LiveHub | None = None,
 ) -> FastAPI:
     """An app reading ``ledger`` for ``store``; the caller owns (and closes) what it passes.
 
@@ -73,9 +77,11 @@ def create_app(
     of their own; ``publish_entry`` puts a gate scanner's scans on the bus;
     ``devices`` the store's devices and their health; ``prices`` price changes
     and promotions from a chosen time (carts are then priced as of each pick,
-    like the brain's receipts, so pass the brain the same book).
+    like the brain's receipts, so pass the brain the same book); ``live`` the
+    web pages' server-sent events, filtered per caller.
     """
     app = FastAPI(title=f"smartstore: {store.name}", version="1")
+    install_error_handlers(app)  # NaN, Infinity, lone surrogates: a 422, never a 500
     app.add_middleware(HttpMetricsMiddleware)
     app.include_router(metrics_router())  # open: counts only, no personal data
     access = Access(accounts, store.store_id)
@@ -83,6 +89,9 @@ def create_app(
     manager = [Depends(access.require("manager"))]
     staff = Depends(access.require("manager", "loss_prevention"))
     app.include_router(auth_router(accounts, access))
+    app.include_router(web_router())  # open: the pages hold no data, the API checks each call
+    if live is not None:
+        app.include_router(live_router(live, access, accounts.owner_of))
     lines = _lines(ledger, store, prices)
     app.include_router(
         shopper_router(

@@ -26,6 +26,7 @@ from checkout.auth import AccountBook
 from checkout.brain import BrainSettings, StoreBrain
 from checkout.devices import DeviceHealth
 from checkout.ledger import Ledger
+from checkout.live import LiveHub
 from checkout.pricebook import PriceBook
 from iot.broker import EmbeddedBroker
 from iot.bus import SerialTransport, publish
@@ -105,6 +106,7 @@ def run_demo(
             tx.drain()
         accounts = _demo_accounts(stack, twin, Path(db_path), accounts_out, out)
         api_tx = _service_transport(stack, store, broker_url, clock, kind="api", service_id="api")
+        hub = _live_hub(api_tx, store, clock)
         _start_api(
             stack,
             create_app(
@@ -118,10 +120,12 @@ def run_demo(
                 publish_entry=lambda entry: publish(api_tx, store.store_id, entry),
                 devices=health,
                 prices=prices,
+                live=hub,
             ),
             port,
             out,
         )
+        stack.callback(hub.close)  # end the event streams first, or the server waits on them
         devices_tx = MqttTransport(
             broker_url,
             f"{store.store_id}-twin",
@@ -264,6 +268,13 @@ def _demo_accounts(
     )
     print(f"accounts {names}: passwords and gate keys in {path}", file=out)
     return book
+
+
+def _live_hub(api_tx: SerialTransport, store: Store, clock: _WallMappedClock) -> LiveHub:
+    """The web pages' live updates (server-sent events), heard on the API's connection."""
+    hub = LiveHub()
+    hub.attach(api_tx, store.store_id, now=clock)
+    return hub
 
 
 def _service_transport(

@@ -16,6 +16,7 @@ from checkout.auth import AccountBook, Principal, Role
 from checkout.cases import Finding
 from checkout.devices import DeviceHealth
 from checkout.ledger import Ledger, SessionRecord
+from checkout.live import LiveHub
 from checkout.pricebook import PriceBook
 from iot.bus import LocalTransport
 from iot.payloads import CartEvent, GateEntry, Receipt, ReceiptLine
@@ -156,6 +157,7 @@ def build_store_api() -> StoreApi:
         publish_entry=api.entries.append,
         devices=devices,
         prices=PriceBook(STORE),
+        live=LiveHub(),
     )
     return api
 

@@ -32,6 +32,9 @@ POLICY: dict[tuple[str, str], object] = {
     ("POST", "/auth/register"): OPEN,
     ("POST", "/auth/logout"): ANYONE,
     ("GET", "/me"): ANYONE,
+    # A stream never ends, so the door test only knocks; tests/unit/checkout/test_live.py
+    # shows what each role hears.
+    ("GET", "/events"): ({M, L, S, A}, True),
     ("GET", "/accounts"): ({A}, False),
     ("POST", "/accounts"): ({A}, False),
     ("DELETE", "/accounts/{account_id}"): ({A}, False),
@@ -142,6 +145,21 @@ def call(client: TestClient, method: str, path: str) -> int:
     return client.request(method, path, params=params).status_code
 
 
+STREAMS = {"/events"}
+
+
+def assert_stream_door(api: StoreApi, url: str, rule: object) -> None:
+    """Refusals of a stream come before it starts; an admitted caller sees it open."""
+    roles, scoped = rule  # type: ignore[misc]
+    for username, role, here in [(None, None, True), *CALLERS]:
+        allowed = role in roles and (here or not scoped)
+        with client_for(api, username).stream("GET", url) as res:
+            expected = {res.status_code} & ({200} if allowed else {401, 403})
+            assert expected, (url, username, res.status_code)
+            if not allowed:
+                assert res.status_code == (401 if username is None else 403)
+
+
 def test_every_route_says_who_may_call_it(api: StoreApi) -> None:
     unlisted = [r for r in served(api) if r not in POLICY]
     assert not unlisted, f"add these routes to POLICY (who may call them?): {unlisted}"
@@ -151,6 +169,9 @@ def test_every_route_says_who_may_call_it(api: StoreApi) -> None:
 def test_the_door_of_every_route(api: StoreApi, route: tuple[str, str]) -> None:
     method, path = route
     url, rule = concrete(api, path), POLICY[route]
+    if path in STREAMS:
+        assert_stream_door(api, url, rule)
+        return
     anonymous = call(client_for(api, None), method, url)
     if anonymous == 404 and route not in served(api):
         pytest.skip(f"{method} {path} is not served by this app")
