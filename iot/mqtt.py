@@ -13,6 +13,12 @@ than returning a transport that is not connected. After that, a lost
 connection is re-made automatically with exponential backoff, and every
 subscription is re-made on each (re)connect.
 
+Security: the URL may carry a login and ask for TLS (``mqtts://``, see
+``iot.mqtt_url``), or ``username=``/``password=``/``tls_ca=`` give them
+apart. The password never appears in a log line or an error: ``self.url``
+is the URL with its password redacted. With TLS the broker's certificate
+chain and host name are checked; a failed check is a ``ConnectionError``.
+
 Status: with ``status_topic`` (``smartstore/<store>/<kind>/<device>/status``)
 the broker holds a retained ``DeviceStatus``: ``online`` after each connect,
 ``offline`` from the Last Will when the client dies without disconnecting,
@@ -20,24 +26,28 @@ and ``offline`` again on a clean ``close()``.
 
 >>> parse_broker_url("mqtt://127.0.0.1:1883")
 ('127.0.0.1', 1883)
+>>> parse_broker_url("mqtts://demo-brain:s3cret@broker.local")
+('broker.local', 8883)
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from iot.bus import topic_matches
+from iot.mqtt_url import BrokerAddress, parse_broker
 from iot.payloads import DeviceStatus
 from iot.topics import TOPICS, match_topic
 
@@ -45,28 +55,36 @@ __all__ = ["MqttTransport", "parse_broker_url"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 1883
 RawCallback = Callable[[str, bytes], None]
+_LOGIN_REFUSED = ("bad user name or password", "not authorized")
 
 
 def parse_broker_url(url: str) -> tuple[str, int]:
-    """``mqtt://host[:port]`` → ``(host, port)``; anything else raises ValueError saying why."""
-    hint = "use the form mqtt://HOST:PORT, e.g. mqtt://127.0.0.1:1883"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"broker URL {url!r} is not valid ({exc}); {hint}") from None
-    if parts.scheme != "mqtt":
+    """A broker URL (``iot.mqtt_url``) → ``(host, port)``; a bad one: ValueError saying why."""
+    address = parse_broker(url)
+    return address.host, address.port
+
+
+def _address(
+    url: str, client_id: str, username: str | None, password: str | None, tls_ca: str | None
+) -> BrokerAddress:
+    """The URL's address, for ``client_id``, with the separately given login and CA on top."""
+    address = parse_broker(url).for_client(client_id)
+    if (username is None) != (password is None):
         raise ValueError(
-            f"broker URL {url!r} has scheme {parts.scheme or '(none)'!r}, "
-            f"only 'mqtt' is supported (no TLS or websockets yet); {hint}"
+            f"broker {address.redacted}: give username= and password= together, or neither"
         )
-    if not parts.hostname:
-        raise ValueError(f"broker URL {url!r} names no host; {hint}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        raise ValueError(f"broker URL {url!r} has a path, query or credentials; {hint}")
-    return parts.hostname, port if port is not None else DEFAULT_PORT
+    if username is not None:
+        if address.username is not None:
+            raise ValueError(
+                f"broker {address.redacted} already names a login; drop it or username=/password="
+            )
+        address = replace(address, username=username, password=password)
+    if tls_ca is not None:
+        if not address.tls:
+            raise ValueError(f"tls_ca= needs a TLS broker URL (mqtts://), not {address.redacted}")
+        address = replace(address, ca_file=tls_ca)
+    return address
 
 
 def _share_free(topic_filter: str) -> str:
@@ -85,13 +103,18 @@ class MqttTransport:
         client_id: str,
         *,
         status_topic: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls_ca: str | None = None,
         connect_timeout_s: float = 10.0,
         keepalive_s: int = 30,
         reconnect_max_s: int = 30,
         now: Callable[[], float] = time.time,
     ) -> None:
-        self.url = url
-        self.host, self.port = parse_broker_url(url)
+        address = _address(url, client_id, username, password, tls_ca)
+        self.url = address.redacted  # never the password: this goes into logs and errors
+        self.host, self.port = address.host, address.port
+        self.username = address.username
         self.client_id = client_id
         self.now = now
         self.connect_timeout_s = connect_timeout_s
@@ -127,6 +150,16 @@ class MqttTransport:
         client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_s)
         client.connect_timeout = connect_timeout_s
+        if address.username is not None:
+            client.username_pw_set(address.username, address.password)
+        if address.tls:
+            try:
+                client.tls_set_context(address.tls_context())
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(
+                    f"broker {self.url}: cannot load the CA file {address.ca_file!r} "
+                    f"({exc}); name a PEM file of the CA that signed the broker's certificate"
+                ) from None
         self._client = client
         self._set_will()
         self._connect(keepalive_s)
@@ -138,17 +171,25 @@ class MqttTransport:
         """True only between a successful CONNACK and the next disconnect."""
         return self._connected.is_set()
 
-    def _fail(self, what: str) -> ConnectionError:
+    def _fail(self, what: str, hint: str | None = None) -> ConnectionError:
+        who = self.client_id if self.username is None else f"{self.client_id} ({self.username})"
+        hint = hint or (
+            "start a broker there (e.g. mosquitto -p PORT) or omit --broker to use the embedded one"
+        )
         return ConnectionError(
-            f"cannot connect to the MQTT broker at {self.url} as {self.client_id!r}: {what}; "
-            "start a broker there (e.g. mosquitto -p PORT) or omit --broker to use the embedded "
-            "one"
+            f"cannot connect to the MQTT broker at {self.url} as {who!r}: {what}; {hint}"
         )
 
     def _connect(self, keepalive_s: int) -> None:
         deadline = time.monotonic() + self.connect_timeout_s
         try:
             self._client.connect(self.host, self.port, keepalive=keepalive_s)
+        except ssl.SSLError as exc:
+            raise self._fail(
+                f"TLS failed: {type(exc).__name__}: {exc}",
+                "check that ca= names the CA that signed the broker's certificate and that the "
+                "URL's host is a name in that certificate",
+            ) from None
         except OSError as exc:
             raise self._fail(f"{type(exc).__name__}: {exc}") from exc
         self._client.loop_start()
@@ -159,7 +200,14 @@ class MqttTransport:
         ok, why = self._first_result
         if not ok:
             self._stop_loop()
-            raise self._fail(f"the broker refused the connection ({why})")
+            login = any(w in why.lower() for w in _LOGIN_REFUSED)
+            raise self._fail(
+                f"the broker refused the connection ({why})",
+                "check the login (USER:PASSWORD@ in the URL, username=/password=, or the "
+                "accounts= file) against the broker's password file"
+                if login
+                else None,
+            )
         log.info("connected to %s as %s", self.url, self.client_id)
 
     def _stop_loop(self) -> None:

@@ -6,6 +6,7 @@ smartstore check-store STORE.yaml
 smartstore bench vision [--json OUT.json] [--cameras N] [--seconds S] [--model-dir DIR]
                         [--source VIDEO|FOLDER]
 smartstore topics
+smartstore broker-config STORE.yaml OUT_DIR [--service ID=ROLE] [--ca CA --ca-key KEY]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 import sys
 from pathlib import Path
 
+from smartstore import broker_config
 from smartstore.logs import configure_logging
 
 __all__ = ["main"]
@@ -51,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--broker",
         default=None,
-        help="mqtt://host:port of a real broker (default: start an embedded one)",
+        help="a real broker: mqtt://HOST:PORT, or locked down mqtts://HOST:8883?ca=CA_FILE"
+        "&accounts=CREDENTIALS.json (see `smartstore broker-config`); default: an embedded one",
     )
     d.add_argument("--db", default="smartstore-demo.sqlite", help="SQLite ledger file")
     d.add_argument(
@@ -105,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("store", help="store file, e.g. stores/demo.yaml")
 
     sub.add_parser("topics", help="print the MQTT topic table (Markdown)")
+    broker_config.add_parser(sub)
     sub.add_parser("asyncapi", help="print the bus as an AsyncAPI 2.6 document (JSON)")
     return p
 
@@ -310,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(topics_markdown())
             return 0
+        if args.command == "broker-config":
+            return broker_config.run(args)
         if args.command == "asyncapi":
             from iot.asyncapi import asyncapi_document
 
