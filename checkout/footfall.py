@@ -568,6 +568,25 @@ class FootfallService:
         self.tracks.on(TOPICS["gate_exits"], self._on_gate)
         self.receipts.on(TOPICS["receipts"], self._on_receipt)
 
+    def _with_gate_only(
+        self, samples: list[OccupancySample], kind: dict[str, str]
+    ) -> list[OccupancySample]:
+        """Occupancy samples with the people only the gates saw counted in, up to each time."""
+        passages = sorted(self.gates.unseen_at)
+        out, k, extra = [], 0, 0
+        for sample in samples:
+            while k < len(passages) and passages[k][0] <= sample.time_s:
+                _, gate, people = passages[k]
+                extra += people if kind.get(gate) == "entry" else -people
+                k += 1
+            counted = max(0, sample.counted + extra)
+            out.append(
+                sample
+                if counted == sample.counted
+                else sample.model_copy(update={"counted": counted})
+            )
+        return out
+
     def report(self) -> FootfallReport:
         """The counter's report with the gate passages the tracks missed added in."""
         if self.counter.last_s is not None:
@@ -589,6 +608,7 @@ class FootfallService:
                 "entries": entries,
                 "exits": exits,
                 "occupancy_now": max(0, entries - exits),
+                "occupancy": self._with_gate_only(base.occupancy, kind),
                 "gates": gates,
                 "diagnostics": base.diagnostics
                 | {

@@ -23,9 +23,11 @@ decided once event time is ``window_s`` past it.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 
 __all__ = ["GateReconciler"]
+
+_KEEP_UNSEEN = 20_000
 
 
 class GateReconciler:
@@ -36,6 +38,8 @@ class GateReconciler:
             raise ValueError(f"window_s must be positive, got {window_s}")
         self.window_s = window_s
         self.unseen: Counter[str] = Counter()
+        # (passage time, gate, people unseen), for occupancy over time; a day's worth is plenty
+        self.unseen_at: deque[tuple[float, str, int]] = deque(maxlen=_KEEP_UNSEEN)
         self._passages: list[tuple[float, str, int]] = []  # undecided (time, gate, people)
         self._crossings: list[tuple[float, str]] = []  # unmatched, still recent
 
@@ -59,6 +63,8 @@ class GateReconciler:
             )
             taken = {k for _, k in near[:people]}
             self.unseen[gate] += people - len(taken)
+            if people > len(taken):
+                self.unseen_at.append((t, gate, people - len(taken)))
             self._crossings = [c for k, c in enumerate(self._crossings) if k not in taken]
         oldest = min((p[0] for p in self._passages), default=now_s) - self.window_s
         self._crossings = [c for c in self._crossings if c[0] >= oldest]

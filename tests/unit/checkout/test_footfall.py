@@ -20,7 +20,7 @@ from checkout.footfall import (
     store_zones,
 )
 from iot.bus import LocalTransport, publish
-from iot.payloads import Receipt, ReceiptLine, TrackBatch, TrackPoint
+from iot.payloads import GateEntry, Receipt, ReceiptLine, TrackBatch, TrackPoint
 from iot.store import Store, load_store
 from sim.scenario import load_scenario_as
 from sim.twin import Twin
@@ -453,3 +453,26 @@ def test_twin_feed_with_camera_faults_counts_within_a_visit(busy_run, seed: int)
     # (about one in a hundred, seen over sixteen seeds): allow one visit, as counters claim 98%.
     assert abs(r.entries - visits) <= 1 and abs(r.exits - visits) <= 1
     assert r.diagnostics["stitched"] > 100  # the faults were there, and were mended
+
+
+def test_occupancy_over_time_counts_people_only_the_gates_saw(store) -> None:
+    bus = LocalTransport()
+    service = FootfallService(store, bus, now=lambda: T0)
+    service.start()
+    gate = store.gates("entry")[0].id
+    # two people scan in as one party; the ceiling follows only one of them
+    publish(
+        bus,
+        store.store_id,
+        GateEntry(id="in-1", event_time_s=T0 + 10, device_id=gate, token="p", party_size=2),
+    )
+    batches = feed({"a": visit(10, stay_s=100)})
+    later = batches[-1].model_copy(update={"id": "late", "event_time_s": T0 + 200, "tracks": []})
+    for b in [*batches, later]:
+        publish(bus, store.store_id, b)
+    r = service.report()
+    by_time = {round(s.time_s - T0): s.counted for s in r.occupancy}
+    assert r.diagnostics["entries_gate_only"] == 1
+    assert by_time[60] == 2  # the tracked shopper and the one in their shadow
+    # the tracked one left at 115 s; the one in their shadow passed no exit gate
+    assert by_time[180] == 1 == r.occupancy_now
