@@ -93,6 +93,7 @@ _RULES = frozenset(get_args(CaseRule))
 _CATEGORIES = frozenset(get_args(CaseCategory))
 _MAX_CENTS = 100_000_000  # case_store.Cents
 _MAX_TRACKS = 50  # CaseEvent.track_ids; a Finding holds at most as many
+_MAX_OFFSET = 2**63 - 1  # SQLite's largest integer; a larger offset cannot reach the query
 # What a new case copies from the finding that opens it.
 _FROM_FINDING = {"store_id", "rule", "category", "incident_s", "confidence", "amount_cents",
                  "summary", "session_id", "track_ids", "epc_hex", "plate_id", "sku"}  # fmt: skip
@@ -383,8 +384,10 @@ class CaseBook:
         """Cases across stores matching every filter given; incident times in [since_s, until_s]."""
         if sort not in _SORT_COLUMNS:
             raise ValueError(f"sort={sort!r} is not a sort key; use one of {sorted(_SORT_COLUMNS)}")
-        if not (1 <= limit <= 500) or offset < 0:
-            raise ValueError(f"limit={limit}, offset={offset}: limit must be 1..500, offset >= 0")
+        if not (1 <= limit <= 500) or not 0 <= offset <= _MAX_OFFSET:
+            raise ValueError(
+                f"limit={limit}, offset={offset}: limit must be 1..500, offset 0..{_MAX_OFFSET}"
+            )
         where: list[str] = []
         args: list[object] = []
         for column, values, allowed in (

@@ -57,10 +57,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from checkout.footfall_types import (
     DwellStats,
@@ -569,7 +569,7 @@ class FootfallService:
         self.receipts.on(TOPICS["receipts"], self._on_receipt)
 
     def _with_gate_only(
-        self, samples: list[OccupancySample], kind: dict[str, str]
+        self, samples: list[OccupancySample], kind: Mapping[str, str]
     ) -> list[OccupancySample]:
         """Occupancy samples with the people only the gates saw counted in, up to each time."""
         passages = sorted(self.gates.unseen_at)
@@ -603,22 +603,21 @@ class FootfallService:
         entries = sum(c.entries for c in gates.values())
         exits = sum(c.exits for c in gates.values())
         missed_in = sum(n for g, n in self.gates.unseen.items() if kind.get(g) == "entry")
-        return base.model_copy(
-            update={
-                "entries": entries,
-                "exits": exits,
-                "occupancy_now": max(0, entries - exits),
-                "occupancy": self._with_gate_only(base.occupancy, kind),
-                "gates": gates,
-                "diagnostics": base.diagnostics
-                | {
-                    "entries_from_tracks": base.entries,
-                    "entries_gate_only": missed_in,
-                    "exits_from_tracks": base.exits,
-                    "exits_gate_only": sum(self.gates.unseen.values()) - missed_in,
-                },
-            }
-        )
+        update: dict[str, Any] = {
+            "entries": entries,
+            "exits": exits,
+            "occupancy_now": max(0, entries - exits),
+            "occupancy": self._with_gate_only(base.occupancy, kind),
+            "gates": gates,
+            "diagnostics": base.diagnostics
+            | {
+                "entries_from_tracks": base.entries,
+                "entries_gate_only": missed_in,
+                "exits_from_tracks": base.exits,
+                "exits_gate_only": sum(self.gates.unseen.values()) - missed_in,
+            },
+        }
+        return base.model_copy(update=update)
 
     def _on_tracks(self, message: Message) -> None:
         batch = cast(TrackBatch, message.payload)

@@ -17,15 +17,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from checkout.footfall import FootfallService
 from checkout.heatmap import HeatGrid, window_png
 from iot.store import Store
 
 __all__ = ["footfall_router"]
+
+# An event time as iot.payloads.EventTime: 2000..2100, so no NaN, infinity or undrawable date.
+_WINDOW_EDGE_S = Annotated[
+    float, Query(ge=946_684_800.0, le=4_102_444_800.0, description="Event time, Unix s.")
+]
 
 
 def footfall_router(service: FootfallService, heat: HeatGrid, store: Store) -> APIRouter:
@@ -38,7 +43,7 @@ def footfall_router(service: FootfallService, heat: HeatGrid, store: Store) -> A
         return service.report().model_dump()
 
     @router.get("/heatmap.png", response_class=Response)
-    def heatmap(from_s: float, to_s: float) -> Response:
+    def heatmap(from_s: _WINDOW_EDGE_S, to_s: _WINDOW_EDGE_S) -> Response:
         """Floor occupancy (person-seconds per cell) over ``[from_s, to_s)``, event time."""
         try:
             png = window_png(heat, store, from_s, to_s)

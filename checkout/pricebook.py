@@ -65,6 +65,7 @@ MAX_PRICE_CENTS = 100_000_000  # one million in major units: anything above is a
 MAX_PROMOTION_NAME = 200  # characters; iot.payloads.ReceiptLine.promotion takes no more
 _EARLIEST_S = 946_684_800.0  # 2000-01-01, as iot.payloads.EventTime
 _LATEST_S = 4_102_444_800.0  # 2100-01-01
+_ROW_IDS = range(-(2**63), 2**63)  # what an SQLite INTEGER holds; no row has an id beyond
 
 
 class PricingError(ValueError):
@@ -486,9 +487,13 @@ class PriceBook:
 
     @staticmethod
     def _change_row(c: sqlite3.Connection, change_id: int) -> PriceChange:
-        row = c.execute(
-            f"SELECT {_CHANGE_COLUMNS} FROM price_changes WHERE id = ?", (change_id,)
-        ).fetchone()
+        row = (
+            c.execute(
+                f"SELECT {_CHANGE_COLUMNS} FROM price_changes WHERE id = ?", (change_id,)
+            ).fetchone()
+            if change_id in _ROW_IDS
+            else None
+        )
         if row is None:
             raise PricingNotFoundError(
                 f"no price change {change_id}; list them with GET /prices/changes"
@@ -497,9 +502,13 @@ class PriceBook:
 
     @staticmethod
     def _promotion_row(c: sqlite3.Connection, promotion_id: int) -> Promotion:
-        row = c.execute(
-            f"SELECT {_PROMOTION_COLUMNS} FROM promotions WHERE id = ?", (promotion_id,)
-        ).fetchone()
+        row = (
+            c.execute(
+                f"SELECT {_PROMOTION_COLUMNS} FROM promotions WHERE id = ?", (promotion_id,)
+            ).fetchone()
+            if promotion_id in _ROW_IDS
+            else None
+        )
         if row is None:
             raise PricingNotFoundError(
                 f"no promotion {promotion_id}; list them with GET /promotions"

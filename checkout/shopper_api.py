@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from checkout.access import Access
 from checkout.auth import AccountBook, Principal, ScanTokenError
+from checkout.case_store import Summary
 from checkout.cases import CaseBook
 from checkout.ids import derived_id
 from checkout.ledger import Ledger, SessionRecord
@@ -37,7 +38,9 @@ class DisputeLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: str = Field(min_length=1, max_length=128)
-    reason: str = Field(min_length=1, max_length=1000)
+    # Checked here as the case book keeps it (plain text, not blank once stripped), so a bad
+    # reason is a 422 naming the field, not a failure inside the case book.
+    reason: Summary = Field(description="What is wrong with the line, in plain text.")
 
 
 class GateScan(BaseModel):

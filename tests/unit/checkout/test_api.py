@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 
 from checkout.api import create_app
 from checkout.auth import AccountBook
 from checkout.ledger import Ledger, SessionRecord
 from iot.payloads import CartEvent, Receipt
 from tests.unit.checkout.signed_in import signed_in
+from tests.unit.checkout.store_api import build_store_api
 
 T0 = 1_800_000_000.0
 
@@ -106,3 +108,36 @@ def test_unknown_ids_are_404_with_a_hint(client, path) -> None:
     res = client.get(path)
     assert res.status_code == 404
     assert "nope" in res.json()["detail"] and "GET /" in res.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "echoed"),
+    [("NaN", "nan"), ("Infinity", "inf"), ("-1e400", "-inf"), ('"\\ud800"', "\\ud800")],
+)
+def test_input_that_json_cannot_carry_back_is_still_a_422(client, raw, echoed) -> None:
+    """Found by probing the API: FastAPI's 422 echoed these and failed to write them, a 500."""
+    body = f'{{"username": {raw}, "password": "a long test password"}}'
+    r = client.post("/auth/login", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    [error] = r.json()["detail"]
+    assert (error["loc"], error["input"]) == (["body", "username"], echoed)
+
+
+@pytest.mark.parametrize(
+    ("reason", "says"), [("   ", "at least 1 character"), ("it beeps\a", "control character")]
+)
+def test_a_dispute_with_no_plain_reason_is_422(reason: str, says: str) -> None:
+    """Found by the API fuzz: a blank reason passed the route and failed in the case book, a 500."""
+    api = build_store_api()
+    try:
+        shopper = TestClient(api.app, headers={"Authorization": f"Bearer {api.token('shopper-a')}"})
+        url = f"/me/receipts/{api.ids['receipt_a']}/disputes"
+        r = shopper.post(url, json={"sku": "SKU001", "reason": reason})
+        assert r.status_code == 422, r.text
+        [error] = r.json()["detail"]
+        assert error["loc"] == ["body", "reason"] and says in error["msg"]
+        assert api.ops.cases.queue(rules=["dispute"]) == []
+        fine = shopper.post(url, json={"sku": "SKU001", "reason": "  put it back  "})
+        assert fine.status_code == 201
+    finally:
+        api.close()

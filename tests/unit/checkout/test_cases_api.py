@@ -76,6 +76,18 @@ def test_malformed_moves_are_422(client_and_case: tuple[TestClient, str], body: 
     assert r.status_code == 422
 
 
+@pytest.mark.parametrize("offset", [2**63, 10**30])
+def test_an_offset_beyond_sqlites_integers_is_422(
+    client_and_case: tuple[TestClient, str], offset: int
+) -> None:
+    """Found by probing the API: such an offset overflowed into SQLite and answered 500."""
+    client, _ = client_and_case
+    r = client.get("/cases", params={"offset": offset})
+    assert r.status_code == 422, r.text
+    assert f"offset={offset}" in r.json()["detail"] and "offset 0.." in r.json()["detail"]
+    assert client.get("/cases", params={"offset": 2**63 - 1}).json() == []
+
+
 def test_a_disputed_line_opens_one_case(client_and_case: tuple[TestClient, str]) -> None:
     client, _ = client_and_case
     body = {

@@ -114,6 +114,23 @@ def test_cancelling_a_change_in_effect_is_a_conflict(client, clock) -> None:
     assert client.delete("/prices/changes/4242").status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("DELETE", "/prices/changes/{id}"),
+        ("GET", "/promotions/{id}"),
+        ("DELETE", "/promotions/{id}"),
+        ("POST", "/promotions/{id}/end"),
+    ],
+)
+@pytest.mark.parametrize("big", [2**63, -(2**63) - 1, 10**30])
+def test_an_id_beyond_sqlites_integers_is_not_found(client, method, path, big) -> None:
+    """Found by the API fuzz: such an id overflowed into SQLite and answered 500."""
+    r = client.request(method, path.format(id=big))
+    assert r.status_code == 404, r.text
+    assert str(big) in r.json()["detail"] and "GET /" in r.json()["detail"]
+
+
 def test_a_change_starting_before_now_is_a_conflict(client, clock) -> None:
     clock.now_s = T0 + 100
     r = client.post("/prices/changes", json=change(effective_from_s=T0 + 99))
