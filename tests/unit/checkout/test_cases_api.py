@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from checkout.api import create_app
 from checkout.auth import AccountBook
-from checkout.cases import CaseBook, Finding
+from checkout.cases import CaseBook, Finding, SnapshotRef
 from checkout.ledger import Ledger
 from iot.store import load_store
 from tests.unit.checkout.signed_in import signed_in
@@ -104,3 +104,36 @@ def test_a_disputed_line_opens_one_case(client_and_case: tuple[TestClient, str])
     assert again.json()["created"] is False
     assert again.json()["case"]["case_id"] == first.json()["case"]["case_id"]
     assert client.get("/cases", params={"rule": "dispute"}).json()[0]["rule"] == "dispute"
+
+
+def test_evidence_images_are_served_to_the_cases_reviewers(tmp_path: Path) -> None:
+    book = CaseBook(":memory:")
+    record, _ = book.report(
+        Finding(
+            store_id="demo",
+            rule="tailgating",
+            category="theft",
+            incident_s=T0,
+            confidence=0.8,
+            summary="someone walked in with no scan-in",
+            track_ids=["trk-9"],
+            source_event_ids=["entry.trk-9"],
+        )
+    )
+    image = tmp_path / "cam-ceil-01.jpg"
+    image.write_bytes(b"\xff\xd8\xff\xe0 a blurred frame \xff\xd9")
+    book.add_snapshots(
+        record.case_id, [SnapshotRef(camera_id="cam-ceil-01", time_s=T0, image_path=str(image))], T0
+    )
+    accounts = AccountBook(":memory:")
+    app = create_app(Ledger(":memory:"), STORE, accounts, cases=book, now=lambda: T0 + 100)
+    url = f"/cases/{record.case_id}/snapshots"
+    reviewer = signed_in(app, accounts, "ana", role="loss_prevention")
+    got = reviewer.get(f"{url}/0")
+    assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
+    assert got.content == image.read_bytes()
+    assert reviewer.get(f"{url}/1").status_code == 404
+    elsewhere = signed_in(app, accounts, "bo", role="loss_prevention", stores=["other"])
+    assert elsewhere.get(f"{url}/0").status_code == 404  # another store's case: not there
+    image.unlink()  # deleted by retention
+    assert reviewer.get(f"{url}/0").status_code == 410
