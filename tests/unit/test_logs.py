@@ -132,8 +132,15 @@ def test_no_secret_reaches_a_text_line(text: str, secret: str) -> None:
     assert secret not in written
 
 
-def test_the_uvicorn_access_log_loses_its_query_string(json_log) -> None:
-    logging.getLogger("uvicorn.access").info(
+def test_the_uvicorn_access_log_loses_its_query_string(json_log, monkeypatch) -> None:
+    access = logging.getLogger("uvicorn.access")
+    # An earlier uvicorn server in this process (another test) may have configured these
+    # loggers its own way (levels, no propagation); the demo starts uvicorn with
+    # log_config=None, which leaves them alone.
+    for logger in (access, logging.getLogger("uvicorn")):
+        for name, value in (("level", logging.DEBUG), ("propagate", True), ("disabled", False)):
+            monkeypatch.setattr(logger, name, value)
+    access.info(
         '%s - "%s %s HTTP/%s" %d', "127.0.0.1:50000", "GET", "/events?t=opaque-99", "1.1", 200
     )
     [line] = lines(json_log)
