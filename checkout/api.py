@@ -22,6 +22,7 @@ only their gate scans, admins everything. Only ``/health``, ``/metrics``
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException
@@ -66,6 +67,7 @@ def create_app(
     devices: DeviceHealth | None = None,
     prices: PriceBook | None = None,
     live: LiveHub | None = None,
+    evidence_dir: Path | None = None,
 ) -> FastAPI:
     """An app reading ``ledger`` for ``store``; the caller owns (and closes) what it passes.
 
@@ -78,7 +80,8 @@ def create_app(
     ``devices`` the store's devices and their health; ``prices`` price changes
     and promotions from a chosen time (carts are then priced as of each pick,
     like the brain's receipts, so pass the brain the same book); ``live`` the
-    web pages' server-sent events, filtered per caller.
+    web pages' server-sent events, filtered per caller; ``evidence_dir`` the
+    folder of evidence snapshots, the only place case images are served from.
     """
     app = FastAPI(title=f"smartstore: {store.name}", version="1")
     install_error_handlers(app)  # NaN, Infinity, lone surrogates: a 422, never a 500
@@ -108,7 +111,7 @@ def create_app(
     if inventory is not None:
         app.include_router(inventory_router(inventory), dependencies=manager)
     if cases is not None:
-        app.include_router(cases_router(cases, now=clock, access=access))
+        app.include_router(cases_router(cases, now=clock, access=access, evidence_dir=evidence_dir))
     if footfall is not None:
         app.include_router(footfall_router(*footfall, store), dependencies=manager)
     if prices is not None:

@@ -33,19 +33,19 @@ import hmac
 import json
 import re
 import secrets
-import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
+from checkout.database import Migration, insert_ignore, open_database
 from checkout.sessions import session_id_for
-from checkout.sqlite_file import SqliteFile
 
 __all__ = [
+    "MIGRATIONS",
     "ROLES",
     "AccountBook",
     "AccountError",
@@ -65,6 +65,8 @@ TOKEN_PREFIX = "st_"
 DEVICE_KEY_PREFIX = "dk_"
 SCAN_PREFIX = "qr-"
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
+# Control characters: a NUL cannot even be stored on PostgreSQL; none belongs in a name.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MIN_PASSWORD = 10
 _MAX_FAILURES = 5  # wrong passwords per username ...
 _FAILURE_WINDOW_S = 15 * 60.0  # ... within this long, then sign-in waits
@@ -72,7 +74,7 @@ _MAX_TRACKED = 10_000  # usernames with recent failures kept in memory
 # scrypt's cost: about 50 ms and 16 MiB per hash here, so guessing is slow and memory-bound.
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
-_SCHEMA = """
+_V1 = """
 CREATE TABLE IF NOT EXISTS accounts (
     account_id TEXT PRIMARY KEY,
     username TEXT NOT NULL UNIQUE,
@@ -107,6 +109,10 @@ CREATE TABLE IF NOT EXISTS scan_tokens (
 );
 CREATE INDEX IF NOT EXISTS scan_tokens_account ON scan_tokens(account_id, issued_s);
 """
+MIGRATIONS = (Migration(1, "accounts, sign-in tokens, device keys, scan tokens", _V1),)
+_SCAN_COLUMNS = (
+    "token_hash", "session_id", "account_id", "store_id", "issued_s", "expires_s", "used_s",
+)  # fmt: skip
 
 
 class AccountError(ValueError):
@@ -194,7 +200,11 @@ _DECOY_HASH = hash_password("no such account, but hash anyway")
 
 
 class AccountBook:
-    """Accounts, sign-in tokens, device keys and scan tokens in one SQLite file."""
+    """Accounts, sign-in tokens, device keys and scan tokens in one database.
+
+    ``path``: an SQLite file (``":memory:"`` for tests) or a ``postgresql://``
+    URL (see :func:`checkout.database.open_database`).
+    """
 
     def __init__(
         self,
@@ -204,8 +214,11 @@ class AccountBook:
         token_ttl_s: float = 8 * 3600.0,
         scan_ttl_s: float = 15 * 60.0,
     ) -> None:
-        self._file = SqliteFile(
-            path, _SCHEMA, closed_message=lambda use: f"account book {path} is closed ({use})"
+        self._file = open_database(
+            path,
+            "accounts",
+            MIGRATIONS,
+            closed_message=lambda use: f"account book {self._file.path} is closed ({use})",
         )
         self.clock = clock
         self.token_ttl_s = token_ttl_s
@@ -242,11 +255,14 @@ class AccountBook:
             raise AccountError(f"a {role} account needs at least one store")
         account_id = "a-" + secrets.token_hex(8)
         name = (display_name or username).strip()[:64] or username
+        if _CONTROL.search(name):
+            raise AccountError(f"display name {name!r} holds a control character; use plain text")
         with self._file.writer() as c:
             if c.execute("SELECT 1 FROM accounts WHERE username = ?", (username,)).fetchone():
                 raise AccountError(f"username {username!r} is taken; choose another")
             c.execute(
-                "INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                "INSERT INTO accounts (account_id, username, display_name, role, stores, "
+                "password_hash, created_s, disabled) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
                 (
                     account_id,
                     username,
@@ -293,7 +309,9 @@ class AccountBook:
         with self._file.writer() as c:
             c.execute("DELETE FROM tokens WHERE expires_s <= ?", (now,))
             c.execute(
-                "INSERT INTO tokens VALUES (?, ?, ?, ?)", (_digest(token), found, now, expires_s)
+                "INSERT INTO tokens (token_hash, account_id, issued_s, expires_s) "
+                "VALUES (?, ?, ?, ?)",
+                (_digest(token), found, now, expires_s),
             )
         return token, expires_s
 
@@ -357,7 +375,8 @@ class AccountBook:
         key = DEVICE_KEY_PREFIX + secrets.token_urlsafe(32)
         with self._file.writer() as c:
             c.execute(
-                "INSERT INTO device_keys VALUES (?, ?, ?, ?, 0)",
+                "INSERT INTO device_keys (key_hash, device_id, store_id, created_s, revoked) "
+                "VALUES (?, ?, ?, ?, 0)",
                 (_digest(key), device_id, store_id, self.clock()),
             )
         return key
@@ -389,7 +408,8 @@ class AccountBook:
         expires_s = now + self.scan_ttl_s
         with self._file.writer() as c:
             c.execute(
-                "INSERT INTO scan_tokens VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                "INSERT INTO scan_tokens (token_hash, session_id, account_id, store_id, "
+                "issued_s, expires_s, used_s) VALUES (?, ?, ?, ?, ?, ?, NULL)",
                 (_digest(token), session_id, account_id, store_id, now, expires_s),
             )
         return ScanToken(token, session_id, store_id, expires_s)
@@ -423,7 +443,7 @@ class AccountBook:
         now = self.clock()
         with self._file.writer() as c:
             c.execute(
-                "INSERT OR IGNORE INTO scan_tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
+                insert_ignore("scan_tokens", _SCAN_COLUMNS),
                 (_digest(token), session_id, account_id, store_id, now, now, now),
             )
         return session_id
@@ -447,7 +467,7 @@ class AccountBook:
         return None if row is None else str(row["account_id"])
 
 
-def _principal(row: sqlite3.Row) -> Principal:
+def _principal(row: Any) -> Principal:
     return Principal(
         row["account_id"],
         row["username"],

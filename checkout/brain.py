@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Literal
 
+from checkout.fault_review import FaultReview
 from checkout.fusion import (
     Attribution,
     Interpretation,
@@ -54,6 +55,7 @@ from checkout.witness import Witness
 from iot.bus import Inbox, Message, Transport, publish
 from iot.metrics import FusionTimer, count_receipt
 from iot.payloads import (
+    Alert,
     CartEvent,
     DeviceStatus,
     Event,
@@ -109,6 +111,8 @@ class StoreBrain:
         self.book = SessionBook(store, self.tracks, self.settings)
         self.keeper = IdentityKeeper(self.book, self.tracks, self.settings)
         self.witness = Witness(self.book, self.tracks, self.settings)
+        reach = store.reach_m + self.settings.reach_margin_m
+        self.faults = FaultReview(store, self.tracks, reach_m=reach)  # device-health alerts
         self.receipts: list[Receipt] = []
         self.inbox: Inbox | None = None
         self._counts: Counter[str] = Counter()
@@ -162,6 +166,14 @@ class StoreBrain:
             inbox.on(TOPICS["shelf_events"], self._guarded(self._on_shelf))
             inbox.on(TOPICS["interactions"], self._guarded(self._on_interaction))
             inbox.on(TOPICS["status"], self._guarded(self._on_camera_status), kind="camera")
+            alerts = Inbox(  # store operations' alerts: any service of the store may raise one
+                self.transport,
+                self.store.store_id,
+                service_kind="brain",
+                service_id=self.service_id,
+                now=lambda: max(self.clock_s, _EPOCH_FLOOR_S),
+            )
+            alerts.on(TOPICS["alerts"], self._guarded(self._on_alert))
             self._publish_status("online")
 
     def tick(self, now_s: float) -> None:
@@ -313,6 +325,10 @@ class StoreBrain:
         if any(status.device_id in ids for ids in self._shelf_cameras.values()):
             self.sightings.camera_status(status)
 
+    def _on_alert(self, msg: Message) -> None:
+        assert isinstance(msg.payload, Alert)
+        self.faults.alert(msg.payload)  # device faults: see _review_faults
+
     # --- the clock ---
 
     def _schedule(self, time_s: float, msg: Message) -> None:
@@ -328,6 +344,7 @@ class StoreBrain:
                 self._decide_shelf(msg)
             else:
                 self._decide_exit(msg)
+        self._review_faults()
         self._issue_due_receipts()
         if self.clock_s - self._last_prune_s >= _PRUNE_EVERY_S:
             self._prune()
@@ -381,7 +398,7 @@ class StoreBrain:
             )
             return
         what = self._interpret(ev, record, seen)
-        self._note_blind_camera(ev, record, seen)
+        self._note_blind_camera(ev, record, seen, who)
         if what.sku is None:
             self._counts["events_unexplained"] += 1
             record.review_reasons.append(f"shelf event {ev.id} on {ev.plate_id}: {what.reason}")
@@ -463,19 +480,26 @@ class StoreBrain:
         return seen
 
     def _note_blind_camera(
-        self, ev: ShelfEvent, record: SessionRecord, seen: Interaction | None
+        self, ev: ShelfEvent, record: SessionRecord, seen: Interaction | None, who: Attribution
     ) -> None:
-        """A shelf camera that was down: this line rests on weight alone, so say so."""
+        """A shelf camera that was down: weight and positions decide alone. That is enough
+        when one shopper stood there; with another visit in reach, say so for review."""
         if seen is not None:
             return
         gondola = self.store.plate(ev.plate_id)[0].id
         down = [c for c in self._shelf_cameras.get(gondola, []) if c in self.sightings.cameras_down]
-        if down:
-            self._counts["events_camera_down"] += 1
-            record.review_reasons.append(
-                f"shelf event {ev.id} on {ev.plate_id}: shelf camera {', '.join(down)} was "
-                "offline, decided from weight and positions alone"
-            )
+        if not down:
+            return
+        self._counts["events_camera_down"] += 1
+        if who.runner_up_id is None and who.confidence >= self.settings.review_below:
+            return
+        self._counts["events_camera_down_ambiguous"] += 1
+        record.review_reasons.append(
+            f"shelf event {ev.id} on {ev.plate_id}: shelf camera {', '.join(down)} was "
+            f"offline and the attribution was ambiguous (confidence {who.confidence:.2f}"
+            f"{', another visit in reach' if who.runner_up_id else ''}); decided from weight "
+            "and positions alone"
+        )
 
     def _attribute(self, ev: ShelfEvent, seen: Interaction | None = None) -> Attribution:
         t0 = ev.started_s - self.settings.attribution_lead_s
@@ -679,7 +703,22 @@ class StoreBrain:
             self.store.distance_to_plate_m(ev.plate_id, x, y) <= limit for _, x, y in samples
         )
 
+    def _review_faults(self) -> None:
+        """Flag the visits a faulty device touched (its tracks have had time to arrive)."""
+        upto_s = self.clock_s - self.settings.attribution_delay_s
+        for record, reason in self.faults.review(self.book.sessions.values(), upto_s):
+            late = record.receipt_id is not None
+            self._counts["visits_flagged_device_fault" + ("_after_receipt" if late else "")] += 1
+            if late:
+                log.warning("visit %s already receipted: %s", record.session_id, reason)
+            record.review_reasons.append(reason)
+            self.ledger.save_session(record)
+
     def _issue_receipt(self, record: SessionRecord) -> None:
+        assert record.exited_s is not None
+        for reason in self.faults.review_visit(record, record.exited_s):
+            self._counts["visits_flagged_device_fault"] += 1
+            record.review_reasons.append(reason)
         receipt = build_receipt(
             self.store,
             record,

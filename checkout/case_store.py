@@ -5,10 +5,10 @@ module only defines the validated types a case is made of and keeps them. A
 case is one row of ``cases`` (queue columns plus the record as JSON) with its
 subject keys, source event ids, evidence items and history in side tables, so
 the queue reads no evidence and the privacy purge deletes rows instead of
-rewriting JSON. The file is a :class:`checkout.sqlite_file.SqliteFile`, as the
-ledger's is: WAL, one writer connection behind a lock, a read connection per
-thread. Every write is one ``BEGIN IMMEDIATE`` transaction, so a
-read-modify-write of a case is atomic.
+rewriting JSON. The file is opened by :func:`checkout.database.open_database`,
+as the ledger's is (an SQLite file, or PostgreSQL): one writer connection
+behind a lock, reading connections for other threads. Every write is one
+exclusive transaction, so a read-modify-write of a case is atomic.
 
 >>> f = Finding(store_id="demo", rule="tailgating", category="theft", incident_s=1.8e9,
 ...             confidence=0.7, summary="two people passed on one scan-in",
@@ -19,7 +19,6 @@ read-modify-write of a case is atomic.
 
 from __future__ import annotations
 
-import sqlite3
 import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -35,10 +34,11 @@ from pydantic import (
     model_validator,
 )
 
-from checkout.sqlite_file import SqliteFile
+from checkout.database import Connection, Migration, insert_ignore, open_database, upsert
 from iot.payloads import CaseRule, CaseState, Confidence, EventTime, FloorCoord, Id
 
 __all__ = [
+    "MIGRATIONS",
     "CaseCategory",
     "CaseDb",
     "CaseRecord",
@@ -289,7 +289,7 @@ class CaseRecord(BaseModel):
 _SIDE = {"evidence", "history", "source_event_ids"}
 _SUMMARY_COLUMNS = tuple(CaseSummary.model_fields)
 
-_SCHEMA = """
+_V1 = """
 CREATE TABLE IF NOT EXISTS cases (
     case_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, rule TEXT NOT NULL,
     category TEXT NOT NULL, state TEXT NOT NULL, incident_s REAL NOT NULL,
@@ -316,6 +316,16 @@ CREATE TABLE IF NOT EXISTS case_history (
 );
 CREATE INDEX IF NOT EXISTS case_history_case ON case_history (case_id);
 """
+MIGRATIONS = (Migration(1, "cases, their subject keys, sources, findings, evidence, history", _V1),)
+
+_CASE_COLUMNS = (
+    "case_id", "store_id", "rule", "category", "state", "incident_s", "last_incident_s",
+    "confidence", "amount_cents", "updated_s", "resolved_s", "summary", "session_id",
+    "assignee", "revision", "payload",
+)  # fmt: skip
+_SAVE = upsert("cases", _CASE_COLUMNS, key=("case_id",))
+_ADD_KEY = insert_ignore("case_keys", ("case_id", "key"))
+_ADD_SOURCE = insert_ignore("case_sources", ("case_id", "source_event_id"))
 
 
 def _marks(values: Iterable[object]) -> str:
@@ -325,13 +335,13 @@ def _marks(values: Iterable[object]) -> str:
 class CaseTx:
     """Statements on one connection, inside the transaction the caller holds."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.c = conn
 
     def save(self, rec: CaseRecord) -> None:
         """Insert or replace the case row (side tables are written by their own calls)."""
         self.c.execute(
-            "INSERT OR REPLACE INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _SAVE,
             (
                 rec.case_id, rec.store_id, rec.rule, rec.category, rec.state, rec.incident_s,
                 rec.last_incident_s, rec.confidence, rec.amount_cents, rec.updated_s,
@@ -402,17 +412,14 @@ class CaseTx:
         )
 
     def add_keys(self, case_id: str, keys: Iterable[str]) -> None:
-        self.c.executemany(
-            "INSERT OR IGNORE INTO case_keys VALUES (?, ?)", [(case_id, k) for k in keys]
-        )
+        self.c.executemany(_ADD_KEY, [(case_id, k) for k in keys])
 
     def add_sources(self, case_id: str, source_ids: Iterable[str]) -> int:
         """Record source event ids; returns how many were new to the case."""
-        before = self.c.total_changes
-        self.c.executemany(
-            "INSERT OR IGNORE INTO case_sources VALUES (?, ?)", [(case_id, s) for s in source_ids]
-        )
-        return self.c.total_changes - before
+        rows = [(case_id, s) for s in source_ids]
+        if not rows:
+            return 0
+        return int(self.c.executemany(_ADD_SOURCE, rows).rowcount)
 
     def case_for_finding(self, finding_key: str) -> str | None:
         row = self.c.execute(
@@ -421,7 +428,9 @@ class CaseTx:
         return row["case_id"] if row else None
 
     def add_finding(self, finding_key: str, case_id: str) -> None:
-        self.c.execute("INSERT INTO case_findings VALUES (?, ?)", (finding_key, case_id))
+        self.c.execute(
+            "INSERT INTO case_findings (finding_key, case_id) VALUES (?, ?)", (finding_key, case_id)
+        )
 
     def candidates(
         self, store_id: str, keys: set[str], t_s: float, window_s: float
@@ -476,12 +485,13 @@ class CaseTx:
 
 
 class CaseDb:
-    """The case file. ``path`` may be ``":memory:"`` for tests."""
+    """The case file at ``path``: SQLite (``":memory:"`` for tests) or a ``postgresql://`` URL."""
 
     def __init__(self, path: str | Path) -> None:
-        self._file = SqliteFile(
+        self._file = open_database(
             path,
-            _SCHEMA,
+            "cases",
+            MIGRATIONS,
             # One message for reads and writes: callers know the CaseBook, not this class.
             closed_message=lambda _use: (
                 f"case book {self.path} is closed; open a new CaseBook to use it"
@@ -491,34 +501,16 @@ class CaseDb:
 
     @contextmanager
     def read(self) -> Iterator[CaseTx]:
-        """One consistent snapshot: the writer's connection in its thread, else a per-thread one."""
-        with self._file.reader() as conn, self._snapshot(conn) as tx:
-            yield tx
-
-    @staticmethod
-    @contextmanager
-    def _snapshot(conn: sqlite3.Connection) -> Iterator[CaseTx]:
+        """One consistent snapshot, as part of the writer's transaction when in its thread."""
         # A read spanning several tables sees one state of the file, not a half-written case.
-        nested = conn.in_transaction
-        if not nested:
-            conn.execute("BEGIN")
-        try:
+        with self._file.read_tx() as conn:
             yield CaseTx(conn)
-        finally:
-            if not nested:
-                conn.execute("COMMIT")
 
     @contextmanager
     def write(self) -> Iterator[CaseTx]:
         """One atomic write transaction; rolled back if the body raises."""
-        with self._file.writer() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield CaseTx(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._file.write_tx() as conn:
+            yield CaseTx(conn)
 
     def close(self) -> None:
         """Close every connection this file opened (idempotent)."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -57,6 +58,7 @@ from checkout.case_store import (
     TrackSnippet,
     subject_keys,
 )
+from checkout.evidence_files import remove_files
 from checkout.ids import derived_id
 from iot.payloads import CaseEvent, CaseRule, CaseState, Event, Id
 
@@ -100,6 +102,7 @@ _FROM_FINDING = {"store_id", "rule", "category", "incident_s", "confidence", "am
 _EVENT_FIELDS = set(CaseEvent.model_fields) - set(Event.model_fields)
 _summary = TypeAdapter(Summary)
 _id = TypeAdapter(Id)
+log = logging.getLogger(__name__)
 
 
 class CaseTransitionError(ValueError):
@@ -134,7 +137,10 @@ class CaseBook:
         on_change: Callable[[CaseEvent], None] | None = None,
         merge_window_s: float = 300.0,
         device_id: str = "casebook",
+        evidence_dir: str | Path | None = None,
     ) -> None:
+        """``evidence_dir``: the folder snapshot files are written to; a purge deletes the
+        purged cases' files there (None: files are left, with a warning)."""
         if not (math.isfinite(merge_window_s) and merge_window_s > 0):
             raise ValueError(
                 f"merge_window_s={merge_window_s!r}: give a positive, finite number of seconds "
@@ -143,6 +149,8 @@ class CaseBook:
         self.merge_window_s = float(merge_window_s)
         self.device_id = _id.validate_python(device_id)
         self.on_change = on_change
+        self.evidence_dir = Path(evidence_dir) if evidence_dir is not None else None
+        self.files_removed = 0  # snapshot files deleted by purges
         self._db = CaseDb(path)
 
     # --- findings ---
@@ -339,25 +347,62 @@ class CaseBook:
         return record
 
     def purge_evidence(self, older_than_s: float, *, time_s: float | None = None) -> int:
-        """Delete track snippets and snapshot references of cases resolved before ``older_than_s``.
+        """Delete track snippets and snapshots of cases resolved before ``older_than_s``.
 
-        The case, its timeline and its history stay. ``time_s`` (default
-        ``older_than_s``) dates the purge in the history. Returns items deleted.
+        The snapshot files go too (those inside ``evidence_dir``), once the
+        references are gone. The case, its timeline and its history stay.
+        ``time_s`` (default ``older_than_s``) dates the purge in the history.
+        Returns evidence items deleted.
         """
         at_s = older_than_s if time_s is None else time_s
         records = []
         with self._db.write() as tx:
+            files = self._snapshot_files(tx, older_than_s)
             gone = tx.purge_media(older_than_s)
             for case_id, n in gone.items():
+                shots = len(files.get(case_id, []))
                 entry = HistoryEntry(
                     time_s=at_s,
                     action="evidence_purged",
-                    note=f"{n} track snippets and snapshot references deleted (retention)",
+                    note=f"{n} track snippets and snapshots deleted, {shots} of them image "
+                    "files (retention)",
                 )
                 records.append(self._change(tx, self._load(tx, case_id), entry))
+        self._remove([p for case_id in gone for p in files.get(case_id, [])])
         for record in records:
             self._emit(record, at_s)
         return sum(gone.values())
+
+    @staticmethod
+    def _snapshot_files(tx: CaseTx, older_than_s: float) -> dict[str, list[str]]:
+        """Image paths of the snapshots a purge before ``older_than_s`` is about to delete."""
+        due = tx.summaries(
+            ["state = ?", "resolved_s < ?"],
+            ["resolved", _finite("resolved_s < ?", older_than_s)],
+            "case_id ASC",
+            _MAX_OFFSET,
+            0,
+        )
+        out: dict[str, list[str]] = {}
+        for summary in due:
+            record = tx.load(summary.case_id, full=True)
+            if record is not None and record.evidence.snapshots:
+                out[summary.case_id] = [s.image_path for s in record.evidence.snapshots]
+        return out
+
+    def _remove(self, paths: list[str]) -> None:
+        if not paths:
+            return
+        if self.evidence_dir is None:
+            log.warning(
+                "case book %s: %d purged snapshot file(s) left on disk: give the CaseBook its "
+                "evidence_dir to delete them",
+                self._db.path,
+                len(paths),
+            )
+            return
+        removed, _ = remove_files(paths, self.evidence_dir)
+        self.files_removed += removed
 
     # --- reading ---
 

@@ -67,9 +67,19 @@ class Dispute(_Body):
 
 
 def cases_router(
-    book: CaseBook, *, now: Callable[[], float], access: Access | None = None
+    book: CaseBook,
+    *,
+    now: Callable[[], float],
+    access: Access | None = None,
+    evidence_dir: PathLib | None = None,
 ) -> APIRouter:
-    """Routes over ``book``; the caller owns (and closes) it."""
+    """Routes over ``book``; the caller owns (and closes) it.
+
+    Evidence images are served only from inside ``evidence_dir`` (where the
+    edge's snapshots are written): a case's image paths come from the bus, so
+    they are never trusted to name a file to read. Without it, none are served.
+    """
+    evidence_root = evidence_dir.resolve() if evidence_dir is not None else None
     router = APIRouter(tags=["cases"])
     if access is None:
 
@@ -144,7 +154,9 @@ def cases_router(
         shots = case_or_404(case_id, who).evidence.snapshots
         if index >= len(shots):
             raise HTTPException(404, f"case {case_id!r} has {len(shots)} snapshot(s)")
-        image = PathLib(shots[index].image_path)
+        image = PathLib(shots[index].image_path).resolve()
+        if evidence_root is None or not image.is_relative_to(evidence_root):
+            raise HTTPException(404, f"snapshot {index} of case {case_id!r} is not on file here")
         if not image.is_file():
             raise HTTPException(410, f"snapshot {index} of case {case_id!r} was deleted")
         return FileResponse(image, media_type="image/jpeg")

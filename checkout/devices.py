@@ -43,7 +43,6 @@ Bad input is dead-lettered by the ``Inbox`` and counted against the device.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -55,8 +54,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from iot.bus import Inbox, Message, RawCallback, Transport
+from iot.bus import MAX_PAYLOAD_BYTES, Inbox, Message, RawCallback, Transport
 from iot.payloads import DeviceStatus
+from iot.rfid import parse_reader_message
 from iot.store import Store
 from iot.topics import ANY, TOPICS, match_topic
 
@@ -82,6 +82,7 @@ DEVICE_KINDS = frozenset({"shelf", "camera", "gate", "tracker", "rfid"})
 _EPOCH_FLOOR_S = 946_684_800.0  # the payloads' lowest valid event time
 _ID = re.compile(r"^[A-Za-z0-9._:@/-]{1,128}$")  # iot.payloads.Id
 _NOT_THE_DEVICES_FAULT = frozenset({"duplicate id"})  # a retained status heard again
+_UNREADABLE = frozenset({"malformed JSON", "message too large"})  # iot.rfid ReadError reasons
 
 
 class DeviceHealthSettings(BaseModel):
@@ -355,9 +356,11 @@ class DeviceHealth:
             found = match_topic(topic)
             if found is None or self._closed or self.inbox is None:
                 return
-            try:
-                json.loads(data)
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            if len(data) > MAX_PAYLOAD_BYTES:
+                detail = f"{len(data)} bytes, at most {MAX_PAYLOAD_BYTES} accepted"
+                self.inbox.reject(topic, data, "payload too large", detail)
+                return
+            if not self._holds_json(found[2], data):
                 self.inbox.reject(topic, data, "malformed JSON")
                 return
             d = self._devices.get(found[2])
@@ -371,6 +374,17 @@ class DeviceHealth:
             d.messages += 1
             d.channels[found[0].name] += 1
             self._announce(found[2])
+
+    def _holds_json(self, reader_id: str, data: bytes) -> bool:
+        """Whether a reader's message holds a JSON object, read as its adapter reads it.
+
+        Readers send one object, an array, newline-delimited objects (Impinj) or
+        objects back to back (Zebra): one ``json.loads`` would refuse the last two.
+        """
+        reader = next((r for r in self.store.devices.rfid_readers if r.id == reader_id), None)
+        parsed = parse_reader_message(reader.format if reader else "impinj", data, reader_id)
+        readable = [e for e in parsed.errors if e.reason not in _UNREADABLE]
+        return bool(parsed.reads or parsed.skipped or readable)
 
     def _heard_at(self, d: _Device, event_time_s: float) -> float:
         """The message's event time, or the store's clock when the device's clock runs ahead."""

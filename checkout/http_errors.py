@@ -6,6 +6,8 @@ that decode to a lone surrogate, which is not text in any encoding. The
 models refuse both (a finite number, a valid string), but FastAPI's own 422
 echoes the refused input, and neither can be written as JSON in UTF-8: the
 refusal itself failed, as a 500. ``install(app)`` writes them out as text.
+It also answers text the store of record cannot hold (a NUL character, on
+PostgreSQL: :class:`checkout.database.UnstorableTextError`) with a 422.
 
 >>> from fastapi import FastAPI
 >>> from fastapi.testclient import TestClient
@@ -36,12 +38,15 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from checkout.database import UnstorableTextError
+
 __all__ = ["install"]
 
 
 def install(app: FastAPI) -> None:
     """Answer ``app``'s invalid requests with a 422, whatever numbers or text they hold."""
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(UnstorableTextError, _unstorable)  # type: ignore[arg-type]
 
 
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -49,6 +54,11 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     return JSONResponse(
         status_code=422, content={"detail": _writable(jsonable_encoder(exc.errors()))}
     )
+
+
+async def _unstorable(request: Request, exc: UnstorableTextError) -> JSONResponse:
+    """A NUL character in an id or a name: malformed input, not a server error."""
+    return JSONResponse(status_code=422, content={"detail": _writable(str(exc))})
 
 
 def _writable(value: Any) -> Any:

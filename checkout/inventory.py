@@ -14,7 +14,8 @@ piles' units less what active reservations still hold, never negative. While
 staff pick an order, a removal no shopper explains is claimed for it
 (``claim_unattributed``) instead of becoming shrink.
 
-What survives a restart: the SQLite file is written through on every change,
+What survives a restart: the database (an SQLite file, or PostgreSQL: see
+:mod:`checkout.database`) is written through on every change,
 so pile units (home and foreign), shelf events' effects (for corrections and
 repeats within ``effect_retention_s``), alert episodes and reservations are
 all read back; only the counters start again. Alerts: ``checkout.stock_alerts``;
@@ -37,16 +38,16 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from checkout.database import Migration, open_database, upsert
 from checkout.reservations import (
     EPOCH_FLOOR_S,
     OrderConflictError,
@@ -74,6 +75,7 @@ from iot.store import Store
 from iot.topics import TOPICS
 
 __all__ = [
+    "MIGRATIONS",
     "InventoryService",
     "InventorySettings",
     "OrderConflictError",
@@ -91,7 +93,7 @@ _PRUNE_EVERY_S = 60.0
 PileKey = tuple[str, str, bool]  # (plate id, sku, foreign)
 _Change = tuple[str, str, bool, int]  # (plate id, sku, foreign, units)
 
-_SCHEMA = """
+_V1 = """
 CREATE TABLE IF NOT EXISTS piles (
     plate_id TEXT NOT NULL,
     sku TEXT NOT NULL,
@@ -107,6 +109,14 @@ CREATE TABLE IF NOT EXISTS effects (
 );
 CREATE INDEX IF NOT EXISTS effects_time ON effects (time_s);
 """
+# Alerts and reservations add their own tables (checkout.stock_alerts, checkout.reservations).
+MIGRATIONS = (Migration(1, "units per pile and what each shelf event did to them", _V1),)
+_SAVE_PILE = upsert(
+    "piles",
+    ("plate_id", "sku", "is_foreign", "units", "updated_s"),
+    key=("plate_id", "sku", "is_foreign"),
+)
+_SAVE_EFFECT = upsert("effects", ("event_id", "time_s", "payload"), key=("event_id",))
 
 
 class _Effect(BaseModel):
@@ -127,7 +137,8 @@ class _Effect(BaseModel):
 class InventoryService:
     """Shelf units, stock alerts, replenishment and reservations of one store.
 
-    ``db_path``: the SQLite file (``":memory:"`` for tests). ``now``: the
+    ``db_path``: the SQLite file (``":memory:"`` for tests) or a ``postgresql://``
+    URL (see :func:`checkout.database.open_database`). ``now``: the
     composition root's event-time clock, read only for what comes without an
     event (start, dead letters, HTTP calls that give no time).
     """
@@ -158,10 +169,18 @@ class InventoryService:
             k: thresholds(e.capacity_units, self.settings) for k, e in self._entries.items()
         }
         self._gondola = {p.id: g.id for g, _, p in store.iter_plates()}
-        self._conn = _connect(str(db_path))
-        self.alerts = AlertBook(self._conn)
+        # One writer connection, shared under the service's lock: HTTP threads read through it too.
+        self._db = open_database(
+            db_path,
+            "inventory",
+            MIGRATIONS,
+            closed_message=lambda use: (
+                f"inventory {self._db.path} is closed; start a new InventoryService to {use} it"
+            ),
+        )
+        self.alerts = AlertBook(self._db)
         self.reservations = Reservations(
-            self._conn,
+            self._db,
             catalog=frozenset(store.items),
             clock=self._time,
             picking_timeout_s=self.settings.picking_timeout_s,
@@ -175,13 +194,15 @@ class InventoryService:
     def _load(self) -> None:
         """Piles start from the planogram, then the persisted snapshot overrides them."""
         self._piles = {(p, s, False): e.initial_units for (p, s), e in self._entries.items()}
-        for row in self._conn.execute("SELECT * FROM piles"):
-            key = (row["plate_id"], row["sku"], bool(row["is_foreign"]))
+        with self._db.writer() as c:
+            rows = c.execute("SELECT plate_id, sku, is_foreign, units FROM piles").fetchall()
+            row = c.execute("SELECT MAX(updated_s) FROM piles").fetchone()
+        for pile in rows:
+            key = (pile["plate_id"], pile["sku"], bool(pile["is_foreign"]))
             if not key[2] and (key[0], key[1]) not in self._entries:
                 self.counts["piles_no_longer_in_planogram"] += 1
                 continue
-            self._piles[key] = int(row["units"])
-        row = self._conn.execute("SELECT MAX(updated_s) FROM piles").fetchone()
+            self._piles[key] = int(pile["units"])
         latest = (row[0], self.reservations.latest_time_s(), self.alerts.latest_time_s())
         times = [t for t in latest if t is not None]
         self.clock_s = max(times, default=-math.inf)  # event time resumes where it stopped
@@ -210,9 +231,9 @@ class InventoryService:
             self._advance(now_s)
 
     def close(self) -> None:
-        """Close the SQLite file (idempotent); the transport belongs to the caller."""
+        """Close the database (idempotent); the transport belongs to the caller."""
         with self._lock:
-            self._conn.close()
+            self._db.close()
 
     def stats(self) -> dict[str, int]:
         """Counters of this run and dead letters by reason."""
@@ -476,15 +497,11 @@ class InventoryService:
         """Write the figures (and the event's effect) in one transaction, then alert."""
         with self._tx() as c:
             c.executemany(
-                "INSERT OR REPLACE INTO piles VALUES (?, ?, ?, ?, ?)",
-                [(p, s, int(f), u, self._time()) for (p, s, f), u in new.items()],
+                _SAVE_PILE, [(p, s, int(f), u, self._time()) for (p, s, f), u in new.items()]
             )
             if effect is not None:
-                c.execute(
-                    "INSERT OR REPLACE INTO effects VALUES (?, ?, ?)",
-                    (effect.event_id, effect.time_s, effect.model_dump_json()),
-                )
-        self._piles.update(new)  # only once SQLite holds it, so memory never runs ahead
+                c.execute(_SAVE_EFFECT, (effect.event_id, effect.time_s, effect.model_dump_json()))
+        self._piles.update(new)  # only once the database holds it, so memory never runs ahead
         for plate_id, sku, foreign in new:
             if foreign:
                 continue  # foreign units are staff's to take back, not a pile to alert on
@@ -499,9 +516,10 @@ class InventoryService:
                 log.info("%s %s: %s", alert.alert_id, alert.state, alert.message)
 
     def _effect(self, event_id: str) -> _Effect | None:
-        row = self._conn.execute(
-            "SELECT payload FROM effects WHERE event_id = ?", (event_id,)
-        ).fetchone()
+        with self._db.writer() as c:
+            row = c.execute(
+                "SELECT payload FROM effects WHERE event_id = ?", (event_id,)
+            ).fetchone()
         return _Effect.model_validate_json(row[0]) if row is not None else None
 
     def _pile(self, key: PileKey) -> PileStock:
@@ -540,23 +558,7 @@ class InventoryService:
                 )
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[Any]:
         """One transaction: all of a change is written, or none of it."""
-        self._conn.execute("BEGIN")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
-
-
-def _connect(path: str) -> sqlite3.Connection:
-    # One connection shared under the service's lock: HTTP threads read through it too.
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    if path != ":memory:":
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-    conn.executescript(_SCHEMA)
-    return conn
+        with self._db.write_tx() as c:
+            yield c

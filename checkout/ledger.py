@@ -1,11 +1,13 @@
-"""The cart ledger: SQLite (stdlib), append-only cart lines, sessions, receipts, shelf decisions.
+"""The cart ledger: append-only cart lines, sessions, receipts, shelf decisions.
 
 A cart is a fold over its ledger lines; the primary key of a line is the
-cart event id, inserted with ``INSERT OR IGNORE``, so applying an event twice
-changes nothing and a restart rebuilds every open cart. The file runs in WAL
-mode with ``synchronous=NORMAL``: readers (the HTTP API) never block the
-writer (the brain), and each reading thread gets its own connection
-(:mod:`checkout.sqlite_file`).
+cart event id, inserted with ``ON CONFLICT DO NOTHING``, so applying an event
+twice changes nothing and a restart rebuilds every open cart. The ledger
+lives wherever its address says (:mod:`checkout.database`): an SQLite file
+by default, in WAL mode with ``synchronous=NORMAL`` so readers (the HTTP
+API) never block the writer (the brain), or PostgreSQL for a chain. Its
+schema is a list of migrations: a ledger written by older code is brought up
+to date when opened, rows kept.
 
 >>> ledger = Ledger(":memory:")
 >>> line = CartEvent(id="c1", event_time_s=1e9, device_id="brain", session_id="s-t",
@@ -21,12 +23,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from checkout.sqlite_file import SqliteFile
+from checkout.database import Migration, insert_ignore, open_database, upsert
 from iot.payloads import CartEvent, Receipt
 
-__all__ = ["Ledger", "SessionRecord", "ShelfDecision"]
+__all__ = ["MIGRATIONS", "Ledger", "SessionRecord", "ShelfDecision"]
 
-_SCHEMA = """
+MIGRATIONS = (
+    Migration(
+        1,
+        "cart lines, sessions, receipts, shelf decisions, foreign units on plates",
+        """
 CREATE TABLE IF NOT EXISTS cart_events (
     id TEXT PRIMARY KEY,
     session_id TEXT NOT NULL,
@@ -64,8 +70,38 @@ CREATE TABLE IF NOT EXISTS plate_foreign (
     sku TEXT NOT NULL,
     units INTEGER NOT NULL,
     PRIMARY KEY (plate_id, sku)
-);
-"""
+)
+""",
+    ),
+    Migration(
+        2,
+        "index the reads a restart and the receipts make: lines in time order, unreceipted visits",
+        """
+CREATE INDEX IF NOT EXISTS cart_events_session_time
+    ON cart_events (session_id, event_time_s, id);
+DROP INDEX IF EXISTS cart_events_session;
+CREATE INDEX IF NOT EXISTS sessions_unreceipted ON sessions (has_receipt, entered_s);
+CREATE INDEX IF NOT EXISTS receipts_time ON receipts (event_time_s, id)
+""",
+    ),
+)
+
+_CART_COLUMNS = (
+    "id", "session_id", "sku", "quantity_delta", "confidence", "source_event_id",
+    "event_time_s", "payload",
+)  # fmt: skip
+_APPEND = insert_ignore("cart_events", _CART_COLUMNS)
+_SAVE_SESSION = upsert(
+    "sessions",
+    ("session_id", "state", "has_receipt", "entered_s", "payload"),
+    key=("session_id",),
+)
+_SAVE_RECEIPT = insert_ignore("receipts", ("id", "session_id", "event_time_s", "payload"))
+_DECIDE = insert_ignore(
+    "shelf_decisions",
+    ("event_id", "session_id", "outcome", "reason", "event_time_s", "payload"),
+)
+_SET_FOREIGN = upsert("plate_foreign", ("plate_id", "sku", "units"), key=("plate_id", "sku"))
 
 
 class SessionRecord(BaseModel):
@@ -105,12 +141,14 @@ class ShelfDecision(BaseModel):
 
 
 class Ledger:
-    """SQLite persistence of the brain. ``path`` may be ``":memory:"`` for tests."""
+    """The brain's store of record at ``path``: an SQLite file (``":memory:"`` for tests)
+    or a ``postgresql://`` URL (see :func:`checkout.database.open_database`)."""
 
     def __init__(self, path: str | Path) -> None:
-        self._file = SqliteFile(
+        self._file = open_database(
             path,
-            _SCHEMA,
+            "ledger",
+            MIGRATIONS,
             closed_message=lambda use: (
                 f"ledger {self.path} is closed; open a new Ledger to {use} it"
             ),
@@ -123,7 +161,7 @@ class Ledger:
         """Append a cart line; False if a line with this id is already there (nothing changes)."""
         with self._file.writer() as c:
             cur = c.execute(
-                "INSERT OR IGNORE INTO cart_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _APPEND,
                 (
                     event.id,
                     event.session_id,
@@ -162,7 +200,7 @@ class Ledger:
         """Insert or replace the session's record."""
         with self._file.writer() as c:
             c.execute(
-                "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)",
+                _SAVE_SESSION,
                 (
                     record.session_id,
                     record.state,
@@ -206,7 +244,7 @@ class Ledger:
         """Store a receipt; False (nothing changes) if its id or session already has one."""
         with self._file.writer() as c:
             cur = c.execute(
-                "INSERT OR IGNORE INTO receipts VALUES (?, ?, ?, ?)",
+                _SAVE_RECEIPT,
                 (receipt.id, receipt.session_id, receipt.event_time_s, receipt.model_dump_json()),
             )
             return cur.rowcount == 1
@@ -227,7 +265,7 @@ class Ledger:
         """Remember what was decided about a shelf event; False if it was decided before."""
         with self._file.writer() as c:
             cur = c.execute(
-                "INSERT OR IGNORE INTO shelf_decisions VALUES (?, ?, ?, ?, ?, ?)",
+                _DECIDE,
                 (
                     decision.event_id,
                     decision.session_id,
@@ -263,9 +301,7 @@ class Ledger:
         """Foreign units of ``sku`` lying on ``plate_id`` (left there by wrong-plate put-backs)."""
         with self._file.writer() as c:
             if units > 0:
-                c.execute(
-                    "INSERT OR REPLACE INTO plate_foreign VALUES (?, ?, ?)", (plate_id, sku, units)
-                )
+                c.execute(_SET_FOREIGN, (plate_id, sku, units))
             else:
                 c.execute(
                     "DELETE FROM plate_foreign WHERE plate_id = ? AND sku = ?", (plate_id, sku)
@@ -285,7 +321,7 @@ class Ledger:
             row = c.execute(
                 "SELECT MAX(t) AS t FROM (SELECT MAX(event_time_s) AS t FROM cart_events "
                 "UNION ALL SELECT MAX(event_time_s) FROM shelf_decisions "
-                "UNION ALL SELECT MAX(event_time_s) FROM receipts)"
+                "UNION ALL SELECT MAX(event_time_s) FROM receipts) AS latest"
             ).fetchone()
         return float(row["t"]) if row and row["t"] is not None else None
 

@@ -1,12 +1,13 @@
 """The price book: price changes and promotions that take effect from a chosen event time.
 
 The store file's catalog gives each SKU its price; the book keeps what a
-manager changes on top of it, in SQLite, so a receipt can price every unit
-as of the moment it was picked. The unit price at time ``t`` is the latest
-change with ``effective_from_s <= t`` (the later-set one on a tie), else the
-catalog's. A promotion runs from ``effective_from_s`` up to, not including,
-``until_s`` (open-ended when none); a unit picked while promotions run for
-its SKU gets the one best for the shopper, never a price above the list.
+manager changes on top of it, in its database (SQLite or PostgreSQL), so a
+receipt can price every unit as of the moment it was picked. The unit price
+at time ``t`` is the latest change with ``effective_from_s <= t`` (the
+later-set one on a tie), else the catalog's. A promotion runs from
+``effective_from_s`` up to, not including, ``until_s`` (open-ended when
+none); a unit picked while promotions run for its SKU gets the one best for
+the shopper, never a price above the list.
 
 Nothing may reprice a pick already made: a change or promotion must start at
 or after the store's ``now`` (the newest event time it has seen), only what
@@ -34,20 +35,21 @@ has one).
 from __future__ import annotations
 
 import math
-import sqlite3
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from checkout.sqlite_file import SqliteFile
+from checkout.database import Connection, Migration, open_database
 from iot.store import Store
 
 __all__ = [
     "MAX_PRICE_CENTS",
     "MAX_PROMOTION_NAME",
+    "MIGRATIONS",
     "PriceBook",
     "PriceChange",
     "PriceSource",
@@ -63,9 +65,10 @@ __all__ = [
 PromotionKind = Literal["percent_off", "fixed_price"]
 MAX_PRICE_CENTS = 100_000_000  # one million in major units: anything above is a typo
 MAX_PROMOTION_NAME = 200  # characters; iot.payloads.ReceiptLine.promotion takes no more
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # none printable; a NUL not even storable
 _EARLIEST_S = 946_684_800.0  # 2000-01-01, as iot.payloads.EventTime
 _LATEST_S = 4_102_444_800.0  # 2100-01-01
-_ROW_IDS = range(-(2**63), 2**63)  # what an SQLite INTEGER holds; no row has an id beyond
+_ROW_IDS = range(-(2**63), 2**63)  # a 64-bit INTEGER (both engines); no row has an id beyond
 
 
 class PricingError(ValueError):
@@ -161,7 +164,7 @@ def promoted_price_cents(list_price_cents: int, kind: PromotionKind, value: int)
     return value
 
 
-_SCHEMA = """
+_V1 = """
 CREATE TABLE IF NOT EXISTS price_changes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     sku TEXT NOT NULL,
@@ -193,6 +196,7 @@ CREATE TABLE IF NOT EXISTS promotion_skus (
 );
 CREATE INDEX IF NOT EXISTS promotion_skus_by_sku ON promotion_skus (sku);
 """
+MIGRATIONS = (Migration(1, "price changes, promotions and the SKUs they cover", _V1),)
 
 _CHANGE_COLUMNS = (
     "id, sku, unit_price_cents, effective_from_s, set_by, set_at_s, cancelled_at_s, cancelled_by"
@@ -204,7 +208,8 @@ _PROMOTION_COLUMNS = (
 
 
 class PriceBook:
-    """Price changes and promotions of one store, kept in SQLite (``":memory:"`` for tests).
+    """Price changes and promotions of one store, kept at ``path``: an SQLite file
+    (``":memory:"`` for tests) or a ``postgresql://`` URL.
 
     Writes take ``now_s``, the store's event time, to refuse anything that
     would reprice a pick already made; ``actor`` is who asks (kept as
@@ -213,9 +218,10 @@ class PriceBook:
 
     def __init__(self, store: Store, path: str | Path = ":memory:") -> None:
         self.store = store
-        self._file = SqliteFile(
+        self._file = open_database(
             path,
-            _SCHEMA,
+            "prices",
+            MIGRATIONS,
             closed_message=lambda _use: (
                 f"price book {self.path} is closed; open a new PriceBook to use it"
             ),
@@ -325,13 +331,13 @@ class PriceBook:
         _check_time("effective_from_s", effective_from_s)
         _check_not_before_now(f"price change for {sku}", effective_from_s, now_s)
         with self._write() as c:
-            cur = c.execute(
+            # fetchall: the RETURNING statement must run to its end before the COMMIT
+            (row,) = c.execute(
                 "INSERT INTO price_changes (sku, unit_price_cents, effective_from_s, set_by, "
-                "set_at_s) VALUES (?, ?, ?, ?, ?)",
+                "set_at_s) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (sku, unit_price_cents, effective_from_s, actor, now_s),
-            )
-            assert cur.lastrowid is not None
-            return self._change_row(c, cur.lastrowid)
+            ).fetchall()
+            return self._change_row(c, int(row[0]))
 
     def cancel_price_change(
         self, change_id: int, *, now_s: float, actor: str | None = None
@@ -373,6 +379,10 @@ class PriceBook:
                 f"promotion name {name[:40]!r}... has {len(name)} characters; receipts print "
                 f"at most {MAX_PROMOTION_NAME}"
             )
+        if _CONTROL.search(name):
+            raise PricingError(
+                f"promotion name {name[:40]!r} holds a control character; receipts print plain text"
+            )
         if not skus:
             raise PricingError(f"promotion {name!r} names no SKU; give at least one")
         if len(set(skus)) != len(skus):
@@ -390,17 +400,17 @@ class PriceBook:
                 )
         _check_not_before_now(f"promotion {name!r}", effective_from_s, now_s)
         with self._write() as c:
-            cur = c.execute(
+            (row,) = c.execute(
                 "INSERT INTO promotions (name, kind, value, effective_from_s, until_s, set_by, "
-                "set_at_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "set_at_s) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (name, kind, value, effective_from_s, until_s, actor, now_s),
-            )
-            assert cur.lastrowid is not None
+            ).fetchall()
+            promotion_id = int(row[0])
             c.executemany(
                 "INSERT INTO promotion_skus (promotion_id, sku) VALUES (?, ?)",
-                [(cur.lastrowid, sku) for sku in skus],
+                [(promotion_id, sku) for sku in skus],
             )
-            return self._promotion_row(c, cur.lastrowid)
+            return self._promotion_row(c, promotion_id)
 
     def cancel_promotion(
         self, promotion_id: int, *, now_s: float, actor: str | None = None
@@ -461,32 +471,19 @@ class PriceBook:
         return item.price_cents
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        # A read spanning both tables sees one state of the file.
-        with self._file.reader() as conn:
-            nested = conn.in_transaction
-            if not nested:
-                conn.execute("BEGIN")
-            try:
-                yield conn
-            finally:
-                if not nested:
-                    conn.execute("COMMIT")
+    def _read(self) -> Iterator[Connection]:
+        # A read spanning both tables sees one state of the book.
+        with self._file.read_tx() as conn:
+            yield conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Connection]:
         # Check-then-change in one transaction: two managers cannot both cancel a started change.
-        with self._file.writer() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._file.write_tx() as conn:
+            yield conn
 
     @staticmethod
-    def _change_row(c: sqlite3.Connection, change_id: int) -> PriceChange:
+    def _change_row(c: Connection, change_id: int) -> PriceChange:
         row = (
             c.execute(
                 f"SELECT {_CHANGE_COLUMNS} FROM price_changes WHERE id = ?", (change_id,)
@@ -501,7 +498,7 @@ class PriceBook:
         return _change(row)
 
     @staticmethod
-    def _promotion_row(c: sqlite3.Connection, promotion_id: int) -> Promotion:
+    def _promotion_row(c: Connection, promotion_id: int) -> Promotion:
         row = (
             c.execute(
                 f"SELECT {_PROMOTION_COLUMNS} FROM promotions WHERE id = ?", (promotion_id,)
@@ -520,11 +517,11 @@ def _prefixed(alias: str, columns: str) -> str:
     return ", ".join(f"{alias}.{col.strip()}" for col in columns.split(","))
 
 
-def _change(row: sqlite3.Row) -> PriceChange:
+def _change(row: Any) -> PriceChange:
     return PriceChange.model_validate(dict(row))
 
 
-def _promotion(c: sqlite3.Connection, row: sqlite3.Row) -> Promotion:
+def _promotion(c: Connection, row: Any) -> Promotion:
     skus = [
         r["sku"]
         for r in c.execute(

@@ -11,13 +11,13 @@ This lives apart from ``checkout.inventory`` because it is a different
 bookkeeping with its own table: it never moves a unit on a shelf, it only
 says which of the units on the shelves are spoken for. The inventory owns
 the lock, the event-time clock and the piles, and calls in here with both
-already settled; ``Reservations`` (like ``AlertBook``) shares its SQLite
-connection and trusts the caller to serialise access.
+already settled; ``Reservations`` (like ``AlertBook``) shares its database
+(:mod:`checkout.database`) and trusts the caller to serialise access.
 
->>> import sqlite3
 >>> from collections import Counter
+>>> from checkout.sqlite_file import SqliteFile
 >>> book = Reservations(
-...     sqlite3.connect(":memory:"),
+...     SqliteFile(":memory:"),
 ...     catalog={"SKU001"},
 ...     clock=lambda: 1.8e9,
 ...     picking_timeout_s=900.0,
@@ -38,15 +38,17 @@ from __future__ import annotations
 
 import math
 import re
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from checkout.database import Database, Migration, upsert
+
 __all__ = [
     "EPOCH_FLOOR_S",
+    "MIGRATIONS",
     "OrderConflictError",
     "Reservation",
     "ReservationError",
@@ -59,14 +61,21 @@ __all__ = [
 EPOCH_FLOOR_S = 946_684_800.0  # the earliest event time a payload accepts
 _ORDER_ID = re.compile(r"^[A-Za-z0-9._:@/-]{1,128}$")  # iot.payloads.Id
 
-_SCHEMA = """
+MIGRATIONS = (
+    Migration(
+        1,
+        "click-and-collect reservations",
+        """
 CREATE TABLE IF NOT EXISTS reservations (
     order_id TEXT PRIMARY KEY,
     state TEXT NOT NULL,
     updated_s REAL NOT NULL,
     payload TEXT NOT NULL
-);
-"""
+)
+""",
+    ),
+)
+_SAVE = upsert("reservations", ("order_id", "state", "updated_s", "payload"), key=("order_id",))
 
 
 class ReservationError(Exception):
@@ -113,7 +122,7 @@ class Reservation(BaseModel):
 
 
 class Reservations:
-    """Orders in SQLite, and the active ones in memory; the caller serialises access.
+    """Orders in the database, and the active ones in memory; the caller serialises access.
 
     ``catalog``: the SKUs an order may name. ``clock``: the caller's event
     time, already advanced to the request's time (it stamps each write).
@@ -122,25 +131,26 @@ class Reservations:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        db: Database,
         *,
         catalog: Collection[str],
         clock: Callable[[], float],
         picking_timeout_s: float,
         counts: Counter[str],
     ) -> None:
-        self._conn = conn
+        self._db = db
         self._catalog = catalog
         self._clock = clock
         self._picking_timeout_s = picking_timeout_s
         self._counts = counts
-        conn.executescript(_SCHEMA)
-        rows = conn.execute(
-            "SELECT payload FROM reservations WHERE state IN (?, ?)", ("held", "picking")
-        ).fetchall()
+        db.migrate("reservations", MIGRATIONS)
+        with db.writer() as c:
+            rows = c.execute(
+                "SELECT payload FROM reservations WHERE state IN (?, ?)", ("held", "picking")
+            ).fetchall()
         orders = (Reservation.model_validate_json(r[0]) for r in rows)
         # Only active orders are kept in memory: they are the ones ATP and expiry read on
-        # every event; closed ones are looked up in SQLite on the rare request that names them.
+        # every event; closed ones are looked up in the database on the rare request naming them.
         self.active = {o.order_id: o for o in orders}
 
     def check_request(
@@ -263,9 +273,10 @@ class Reservations:
     def get(self, order_id: str) -> Reservation | None:
         if order_id in self.active:
             return self.active[order_id]
-        row = self._conn.execute(
-            "SELECT payload FROM reservations WHERE order_id = ?", (order_id,)
-        ).fetchone()
+        with self._db.writer() as c:
+            row = c.execute(
+                "SELECT payload FROM reservations WHERE order_id = ?", (order_id,)
+            ).fetchone()
         return Reservation.model_validate_json(row[0]) if row is not None else None
 
     def reserved(self, sku: str) -> int:
@@ -274,7 +285,8 @@ class Reservations:
 
     def latest_time_s(self) -> float | None:
         """The newest write time on file (to restart the service's clock)."""
-        row = self._conn.execute("SELECT MAX(updated_s) FROM reservations").fetchone()
+        with self._db.writer() as c:
+            row = c.execute("SELECT MAX(updated_s) FROM reservations").fetchone()
         return float(row[0]) if row[0] is not None else None
 
     def _require(self, order_id: str) -> Reservation:
@@ -290,12 +302,10 @@ class Reservations:
         return done
 
     def _save(self, order: Reservation) -> None:
-        # One statement, so SQLite's autocommit makes it all-or-nothing without a BEGIN.
-        self._conn.execute(
-            "INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?)",
-            (order.order_id, order.state, self._clock(), order.model_dump_json()),
-        )
-        # Memory follows SQLite only once the row is written, so it never runs ahead of the file.
+        # One statement, so autocommit makes it all-or-nothing without a BEGIN.
+        with self._db.writer() as c:
+            c.execute(_SAVE, (order.order_id, order.state, self._clock(), order.model_dump_json()))
+        # Memory follows the database only once the row is written, so it never runs ahead.
         if order.active:
             self.active[order.order_id] = order
         else:

@@ -29,6 +29,8 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from checkout.cases import CaseBook, CaseNotFoundError, Finding, SnapshotRef
 from checkout.footfall import FootfallCounter, FootfallSettings
 from checkout.ids import derived_id
@@ -159,12 +161,21 @@ class ShrinkService:
         shot = msg.payload
         assert isinstance(shot, Snapshot)
         self.clock_s = max(self.clock_s, shot.event_time_s)
-        ref = SnapshotRef(camera_id=shot.camera_id, time_s=shot.frame_s, image_path=shot.image_path)
+        assert self.inbox is not None
+        try:
+            ref = SnapshotRef(
+                camera_id=shot.camera_id, time_s=shot.frame_s, image_path=shot.image_path
+            )
+        except ValidationError as exc:  # the bus allows any path; a case keeps only plain ones
+            detail = f"image_path {shot.image_path[:80]!r}: {exc.errors()[0]['msg']}"
+            self.inbox.reject(
+                msg.topic, shot.model_dump_json().encode(), "invalid snapshot", detail
+            )
+            return
         try:
             self.cases.add_snapshots(shot.case_id, [ref], self.clock_s)
             self._counts["snapshots_attached"] += 1
         except CaseNotFoundError:
-            assert self.inbox is not None
             self.inbox.reject(
                 msg.topic, shot.model_dump_json().encode(), "unknown case", shot.case_id
             )

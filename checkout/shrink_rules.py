@@ -117,6 +117,7 @@ class ShrinkRules:
         self._sku_of_gtin = {i.gtin: i.sku for i in store.catalog.items}
         exits = [g for g in store.floor.gates if g.kind == "exit"]
         self._exit_centres = {g.id: g.centre_m for g in exits}
+        self._plates = frozenset(store.plates())
 
     # --- facts in ---
 
@@ -167,6 +168,9 @@ class ShrinkRules:
         self.waiting_entries.append((t_s, track_id, gate_id))
 
     def outcome(self, o: ShelfOutcome) -> None:
+        if o.plate_id not in self._plates:  # not this store's plate: nothing to find or locate
+            self.counts["outcomes_unknown_plate"] += 1
+            return
         if o.outcome == "cart" and o.session_id is not None:
             self._settled(o)
         elif o.outcome == "unattributed" and o.action == "pick":

@@ -1,4 +1,4 @@
-"""One SQLite file shared by a writer thread and reading threads (the ledger, the case file).
+"""One SQLite file shared by a writer thread and reading threads: the embedded store of record.
 
 The brain (or the case book) writes from the thread that opened the file,
 while HTTP threads read. So a file gets one writer connection behind a lock,
@@ -7,8 +7,9 @@ and every other thread that reads gets a connection of its own: in WAL mode
 never block the writer, nor it them. ``":memory:"`` (for tests) cannot be
 shared that way, since each connection would open a new empty database, so
 there every thread uses the one connection, under the lock. The owners keep
-their schema, their SQL and their transactions; this module only keeps the
-connections, and refuses reads and writes once :meth:`SqliteFile.close` ran.
+their SQL; their schema comes as migrations (:mod:`checkout.database`, which
+opens this for any SQLite address); this module only keeps the connections,
+and refuses reads and writes once :meth:`SqliteFile.close` ran.
 
 >>> f = SqliteFile(":memory:", "CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER);")
 >>> with f.writer() as c:
@@ -33,13 +34,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from checkout.database import Database
+
 __all__ = ["SqliteFile"]
 
 
-class SqliteFile:
+class SqliteFile(Database):
     """The connections of one SQLite file: ``path`` may be ``":memory:"`` for tests.
 
-    ``schema`` runs once on opening (make it idempotent: ``IF NOT EXISTS``).
+    ``schema`` (optional; owners use migrations instead) runs once on opening
+    (make it idempotent: ``IF NOT EXISTS``).
     ``closed_message(use)`` words the error of a ``use`` (``"read"`` or
     ``"write"``) after :meth:`close`, so each owner can name itself.
     """
@@ -47,11 +51,12 @@ class SqliteFile:
     def __init__(
         self,
         path: str | Path,
-        schema: str,
+        schema: str = "",
         *,
         closed_message: Callable[[str], str] | None = None,
     ) -> None:
         self.path = str(path)
+        self.dialect = "sqlite"
         self._closed_message = closed_message or (lambda use: f"{self.path} is closed")
         self._memory = self.path == ":memory:"
         # A memory database lives in one connection, shared by all threads under the lock.
@@ -64,8 +69,9 @@ class SqliteFile:
         self._all: list[sqlite3.Connection] = []  # every connection opened, for close()
         self._closed = False
         self._conn = self._connect()
-        with self._lock:
-            self._conn.executescript(schema)
+        if schema:
+            with self._lock:
+                self._conn.executescript(schema)
 
     @property
     def closed(self) -> bool:
@@ -113,6 +119,17 @@ class SqliteFile:
         self._check_open("write")
         with self._lock:
             yield self._conn
+
+    def _begin_read(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN")
+
+    def _begin_write(self, conn: sqlite3.Connection, lock: str) -> None:
+        # IMMEDIATE takes the file's write lock now, so a read-modify-write cannot interleave.
+        conn.execute("BEGIN IMMEDIATE")
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
 
     def close(self) -> None:
         """Close every connection this file opened (idempotent)."""

@@ -36,17 +36,18 @@ the units themselves.
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from checkout.database import Database, Migration
 from checkout.ids import derived_id
 from iot.payloads import Alert
 
 __all__ = [
+    "MIGRATIONS",
     "STOCK_ALERT_KINDS",
     "AlertBook",
     "AlertEpisode",
@@ -311,7 +312,7 @@ def replenishment_lines(
     return dict(sorted(out.items()))
 
 
-_SCHEMA = """
+_V1 = """
 CREATE TABLE IF NOT EXISTS alerts (
     alert_id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -324,15 +325,20 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS alerts_pile ON alerts (kind, plate_id, sku);
 """
+MIGRATIONS = (Migration(1, "stock alert episodes", _V1),)
 
 
 class AlertBook:
-    """Alert episodes in SQLite, and the open ones in memory; the caller serialises access."""
+    """Alert episodes in the database, and the open ones in memory; the caller serialises access.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        conn.executescript(_SCHEMA)
-        rows = conn.execute("SELECT payload FROM alerts WHERE cleared_s IS NULL").fetchall()
+    ``db`` is the inventory's (:mod:`checkout.database`); the book adds its table to it.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        db.migrate("stock_alerts", MIGRATIONS)
+        with db.writer() as c:
+            rows = c.execute("SELECT payload FROM alerts WHERE cleared_s IS NULL").fetchall()
         episodes = (AlertEpisode.model_validate_json(r[0]) for r in rows)
         self.open = {(e.kind, e.plate_id, e.sku): e for e in episodes}
 
@@ -379,11 +385,12 @@ class AlertBook:
         units: int,
         time_s: float,
     ) -> AlertEpisode:
-        row = self._conn.execute(
-            "SELECT COALESCE(MAX(ordinal), 0) FROM alerts WHERE kind = ? AND plate_id = ? "
-            "AND sku = ?",
-            (kind, plate_id, sku),
-        ).fetchone()
+        with self._db.writer() as c:
+            row = c.execute(
+                "SELECT COALESCE(MAX(ordinal), 0) FROM alerts WHERE kind = ? AND plate_id = ? "
+                "AND sku = ?",
+                (kind, plate_id, sku),
+            ).fetchone()
         ordinal = int(row[0]) + 1  # the n-th episode on this pile: stable under replay
         episode = AlertEpisode(
             alert_id=derived_id(f"{kind}.", f"{plate_id}.{sku}.{ordinal}"),
@@ -395,25 +402,29 @@ class AlertBook:
             raised_s=time_s,
             units_at_raise=units,
         )
-        self._conn.execute(
-            "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
-            (episode.alert_id, kind, plate_id, sku, ordinal, time_s, episode.model_dump_json()),
-        )
+        with self._db.writer() as c:
+            c.execute(
+                "INSERT INTO alerts (alert_id, kind, plate_id, sku, ordinal, raised_s, cleared_s, "
+                "payload) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+                (episode.alert_id, kind, plate_id, sku, ordinal, time_s, episode.model_dump_json()),
+            )
         return episode
 
     def _clear(self, episode: AlertEpisode, units: int, time_s: float) -> AlertEpisode:
         done = episode.model_copy(
             update={"cleared_s": max(time_s, episode.raised_s), "units_at_clear": units}
         )
-        self._conn.execute(
-            "UPDATE alerts SET cleared_s = ?, payload = ? WHERE alert_id = ?",
-            (done.cleared_s, done.model_dump_json(), done.alert_id),
-        )
+        with self._db.writer() as c:
+            c.execute(
+                "UPDATE alerts SET cleared_s = ?, payload = ? WHERE alert_id = ?",
+                (done.cleared_s, done.model_dump_json(), done.alert_id),
+            )
         return done
 
     def latest_time_s(self) -> float | None:
         """The newest raise or clear time on file (to restart the service's clock)."""
-        row = self._conn.execute("SELECT MAX(COALESCE(cleared_s, raised_s)) FROM alerts").fetchone()
+        with self._db.writer() as c:
+            row = c.execute("SELECT MAX(COALESCE(cleared_s, raised_s)) FROM alerts").fetchone()
         return float(row[0]) if row[0] is not None else None
 
     def log(
@@ -435,5 +446,6 @@ class AlertBook:
         sql += " ORDER BY raised_s DESC, alert_id DESC"
         if limit is not None:
             sql += f" LIMIT {max(0, int(limit))}"
-        rows = self._conn.execute(sql, args).fetchall()
+        with self._db.writer() as c:
+            rows = c.execute(sql, args).fetchall()
         return [AlertEpisode.model_validate_json(r[0]) for r in reversed(rows)]

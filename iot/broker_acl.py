@@ -64,7 +64,7 @@ __all__ = [
 DEVICE_KINDS: tuple[str, ...] = ("shelf", "camera", "gate", "tracker", "rfid")
 
 # Device-kind channels a service derives from a device's raw input; the device never writes them.
-DERIVED = frozenset({"tag_passages"})
+DERIVED = frozenset({"tag_passages", "shelf_faults"})
 
 # What a device reads; every other device reads nothing.
 DEVICE_READS: Mapping[str, tuple[str, ...]] = {"camera": ("evidence_requests",)}
@@ -96,7 +96,15 @@ _EVERY_DEVICE_CHANNEL = tuple(n for k in DEVICE_KINDS for n in _device_channels(
 SERVICE_ROLES: Mapping[str, ServiceRole] = {
     "brain": ServiceRole(
         "brain",
-        reads=("gate_entries", "gate_exits", "tracks", "shelf_events", "interactions", "status"),
+        reads=(
+            "gate_entries",
+            "gate_exits",
+            "tracks",
+            "shelf_events",
+            "interactions",
+            "status",
+            "alerts",
+        ),
         writes=("sessions", "cart_events", "shelf_outcomes", "receipts", "deadletter"),
         description="sessions, fusion and the cart ledger (a checkout worker)",
     ),
@@ -121,15 +129,22 @@ SERVICE_ROLES: Mapping[str, ServiceRole] = {
     ),
     "health": ServiceRole(
         "ops",
-        reads=(*_EVERY_DEVICE_CHANNEL, "status", "deadletter"),
+        reads=(*_EVERY_DEVICE_CHANNEL, "shelf_faults", "status", "deadletter"),
         writes=("alerts", "deadletter"),
         description="device health: reads every device channel and status",
     ),
     "edge": ServiceRole(
         "shelf",
-        reads=("shelf_samples", "evidence_requests"),
+        reads=("shelf_samples", "rfid_raw", "interactions", "evidence_requests"),
         writes=("deadletter",),
-        on_behalf=("shelf_events", "interactions", "snapshots", "tracks"),
+        on_behalf=(
+            "shelf_events",
+            "shelf_faults",
+            "tag_passages",  # `smartstore edge` runs the RFID adapter beside the readers
+            "interactions",
+            "snapshots",
+            "tracks",
+        ),
         status_for=("camera",),
         description="device adapters and camera pipelines beside the devices",
     ),

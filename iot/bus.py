@@ -6,7 +6,8 @@ A *transport* only moves ``(topic, bytes)``: ``LocalTransport`` in-process
 decodes and validates each message against the topic registry and refuses bad
 input (malformed JSON, invalid fields, unknown devices, duplicates, messages
 too far out of order) by counting it, logging it and publishing a
-``DeadLetter``, so that nothing a device sends can crash a service.
+``DeadLetter``, so that nothing a device sends can crash a service. A message
+over ``MAX_PAYLOAD_BYTES`` is refused by its length alone, before any parsing.
 
 >>> bus = LocalTransport()
 >>> seen = []
@@ -38,6 +39,7 @@ from iot.payloads import DeadLetter, Event, GateEntry
 from iot.topics import ANY, TOPICS, Channel, match_topic
 
 __all__ = [
+    "MAX_PAYLOAD_BYTES",
     "Inbox",
     "LocalTransport",
     "Message",
@@ -50,6 +52,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RawCallback = Callable[[str, bytes], None]
+
+# One limit for every channel. The largest legitimate payloads are a long gondola's raw
+# samples at the store file's top rate (60 plates x 200 Hz x 2 s, full-precision floats:
+# 0.44 MB) and a hundred people's tracks with 256-d looks unrounded (0.54 MB); a megabyte
+# holds both and matches the RFID readers' limit (iot.rfid.MAX_MESSAGE_BYTES). Anything
+# larger is garbage or an attack, refused unread (tests/unit/test_hostile_input.py).
+MAX_PAYLOAD_BYTES = 1 << 20
 
 
 class Transport(Protocol):
@@ -193,6 +202,7 @@ class Inbox:
 
     ``known_devices``: device ids allowed to publish (None accepts any).
     ``now``: the service's clock, only used to stamp dead letters.
+    ``max_payload_bytes``: longer messages are refused before they are parsed.
     """
 
     def __init__(
@@ -205,6 +215,7 @@ class Inbox:
         now: Callable[[], float],
         known_devices: Iterable[str] | None = None,
         dedupe_window: int = 200_000,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     ) -> None:
         self.transport = transport
         self.store_id = store_id
@@ -216,6 +227,7 @@ class Inbox:
         self.rejected: Counter[str] = Counter()
         self._seen_ids: OrderedDict[str, None] = OrderedDict()
         self._dedupe_window = dedupe_window
+        self.max_payload_bytes = max_payload_bytes
         self._last_time: dict[tuple[str, str], float] = {}
         self._dead_letters = 0
 
@@ -261,9 +273,14 @@ class Inbox:
             self.reject(topic, data, "unknown topic")
             return
         _, store_id, device_id = found
+        if len(data) > self.max_payload_bytes:
+            detail = f"{len(data)} bytes, at most {self.max_payload_bytes} accepted"
+            self.reject(topic, data, "payload too large", detail)
+            return
         try:
             json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        # ValueError covers bad UTF-8, bad syntax and integers too long to convert.
+        except (ValueError, RecursionError):
             self.reject(topic, data, "malformed JSON")
             return
         assert channel.model is not None  # on() refuses vendor channels

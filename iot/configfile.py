@@ -27,10 +27,26 @@ def read_yaml(path: Path, what: str, error: type[ValueError]) -> object:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise error(f"{path}: cannot read {what} ({exc.strerror}); check the path") from None
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        raise error(
+            f"{path}: {what} is not UTF-8 text (byte {exc.start} is 0x{byte:02X}); save it as UTF-8"
+        ) from None
+    except ValueError as exc:  # a path with a NUL byte in it
+        raise error(f"{path!r}: cannot read {what} ({exc}); check the path") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise error(f"{path}: not valid YAML: {exc}") from None
+    # PyYAML's constructors raise plain ValueError for a date that does not exist
+    # (2026-02-30) or an integer too long to convert, and recurse once per nesting level.
+    except ValueError as exc:
+        raise error(
+            f"{path}: not valid YAML: a value cannot be read ({str(exc)[:200]}); "
+            "quote it if it is meant as text"
+        ) from None
+    except RecursionError:
+        raise error(f"{path}: not valid YAML: lists or mappings nested too deeply") from None
 
 
 def describe_invalid(exc: ValidationError, source: str, what: str) -> str:

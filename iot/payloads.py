@@ -28,6 +28,7 @@ __all__ = [
     "GateEntry",
     "GateExit",
     "Interaction",
+    "LoadCellFault",
     "PlateSamples",
     "Receipt",
     "ReceiptLine",
@@ -317,6 +318,28 @@ class Snapshot(Event):
     regions_blurred: int = Field(ge=0, le=1000, description="Head and face regions blurred.")
 
 
+LoadCellFaultKind = Literal["stuck", "drifting", "saturated", "out_of_range"]
+DeviceFaultKind = Literal["offline", "stale", "stuck", "drifting", "saturated", "out_of_range"]
+
+
+class LoadCellFault(Event):
+    """A plate's load cell misreads, or reads well again: found by the shelf adapter; QoS 1.
+
+    ``device_id`` is the shelf controller, ``plate_id`` the plate under the
+    faulty cell. ``stuck``: the same raw value to the bit while the cell should
+    move; ``drifting``: a slow, steady change of the resting load that no hand
+    made; ``saturated``: pinned at the top of its range; ``out_of_range``:
+    readings no plate can give (unplugged, broken). The raise and the clear of
+    one fault share ``since_s``.
+    """
+
+    plate_id: Id
+    fault: LoadCellFaultKind
+    state: Literal["raised", "cleared"]
+    since_s: EventTime = Field(description="When the cell started misreading, event time.")
+    detail: str = Field(default="", max_length=500, description="What was measured.")
+
+
 class Alert(Event):
     """A store-operations alert raised or cleared (stock, device health); QoS 1.
 
@@ -333,6 +356,19 @@ class Alert(Event):
     units: int | None = Field(default=None, ge=0, le=1_000_000, description="Units on shelf.")
     threshold_units: int | None = Field(default=None, ge=0, le=1_000_000)
     message: str = Field(default="", max_length=500)
+    subject_id: Id | None = Field(
+        default=None,
+        description="device_health: the device the alert is about (``device_id`` is the "
+        "service that raised it).",
+    )
+    fault: DeviceFaultKind | None = Field(
+        default=None, description="device_health: what is wrong with the device."
+    )
+    since_s: EventTime | None = Field(
+        default=None,
+        description="device_health: event time the fault began (its last message before "
+        "silence, or when a load cell started misreading); at or before event_time_s.",
+    )
 
 
 CaseRule = Literal[

@@ -253,7 +253,7 @@ def _impinj_object(obj: dict[str, Any], reader_id: str) -> TagRead | str:
     else:
         raise _Bad("missing EPC", "tagInventoryEvent has neither epcHex nor epc")
     port = _field(ev, "antennaPort", int, where)
-    rssi_cdbm = _field(ev, "peakRssiCdbm", (int, float), where)
+    rssi_cdbm = _number(ev, "peakRssiCdbm", where)
     # lastSeenTime is when the tag was read; the event's own timestamp is when it was sent.
     if "lastSeenTime" in ev:
         when = _time_field(ev, "lastSeenTime", where)
@@ -276,12 +276,10 @@ def _zebra_object(obj: dict[str, Any], reader_id: str) -> TagRead | str:
         raise _Bad("missing EPC", "data.idHex is missing")
     epc = _epc_from_hex(_field(data, "idHex", str, "data."), "data.idHex")
     port = _field(data, "antenna", int, "data.")
-    rssi = _field(data, "peakRssi", (int, float), "data.")
+    rssi = _number(data, "peakRssi", "data.")
     reads = _field(data, "reads", int, "data.") if "reads" in data else 1
     when = _time_field(obj, "timestamp", "")
-    return _tag_read(
-        reader_id, epc, port=port, rssi=float(rssi), when=when, reads=reads, where="data."
-    )
+    return _tag_read(reader_id, epc, port=port, rssi=rssi, when=when, reads=reads, where="data.")
 
 
 def _tag_read(
@@ -305,6 +303,15 @@ def _field(obj: dict[str, Any], key: str, kind: Any, where: str) -> Any:
         names = " or ".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
         raise _Bad("wrong type", f"{where}{key} is {_kind(value)}, expected {names}")
     return value
+
+
+def _number(obj: dict[str, Any], key: str, where: str) -> float:
+    value = _field(obj, key, (int, float), where)
+    try:
+        return float(value)
+    except OverflowError:  # an integer of hundreds of digits: JSON allows it, a float does not
+        digits = len(str(abs(value)))
+        raise _Bad("out of range", f"{where}{key} is an integer of {digits} digits") from None
 
 
 def _time_field(obj: dict[str, Any], key: str, where: str) -> float:

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from iot.bus import Inbox, Message, Transport, publish
-from iot.payloads import ShelfEvent, ShelfSamples
+from iot.payloads import Interaction, ShelfEvent, ShelfSamples
+from iot.plate_faults import LoadCellFaultSettings, LoadCellMonitor
 from iot.store import PlanogramEntry, Store
 from iot.topics import TOPICS
 
@@ -48,6 +49,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MIN_WEIGHT_G = -1000.0  # below this a load cell is broken or unplugged, not merely tared
+RATE_TOLERANCE = 0.05  # a batch's sample rate may differ this much from the store file's
 
 
 class DetectorSettings(BaseModel):
@@ -350,6 +352,14 @@ class ShelfAdapter:
     treated as unstable, so a change across the hole is still measured against
     the level before it.
 
+    Each batch is read by a ``LoadCellMonitor`` first: a plate whose cell is
+    stuck, drifting, saturated or out of range is published as a
+    ``LoadCellFault`` and makes no events while the fault lasts (nothing is
+    invented from a cell that does not weigh; store operations and the brain
+    hear the fault instead); its detector starts afresh when the fault is
+    raised and when it clears. The other plates of the batch go on. Shelf
+    cameras' pick and put episodes tell the monitor where a hand acted.
+
     Call ``start()`` to subscribe. All work happens in the transport's
     callback (for ``MqttTransport``: paho's network thread).
     """
@@ -364,6 +374,7 @@ class ShelfAdapter:
         settings: DetectorSettings | None = None,
         min_units: float = 0.4,
         max_hold_s: float = 4.0,
+        faults: LoadCellFaultSettings | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -376,7 +387,16 @@ class ShelfAdapter:
             now=now,
             known_devices=[c.id for c in store.devices.shelf_controllers],
         )
+        self.cameras = Inbox(
+            transport,
+            store.store_id,
+            service_kind="shelf",
+            service_id=service_id,
+            now=now,
+            known_devices=[c.id for c in store.devices.cameras if c.kind == "shelf"],
+        )
         self.detectors: dict[str, PlateChangeDetector] = {}
+        self._settings = settings
         self._owner: dict[str, str] = {}
         self._max_load_g: dict[str, float] = {}
         self._next_t: dict[str, float] = {}
@@ -388,27 +408,47 @@ class ShelfAdapter:
             self._shelf_plates.setdefault(shelf_id, []).append(pid)
         self.max_hold_s = max_hold_s
         self.published = 0
+        self.faulty_batches_dropped = 0  # a plate's samples while its range fault is raised
         noise_by_ctl = {c.id: c.noise_g for c in store.devices.shelf_controllers}
+        self._rate_hz = {c.id: c.sample_rate_hz for c in store.devices.shelf_controllers}
         # Any product can be put back on any plate, so the smallest change worth an
         # event is a fraction of the lightest unit in the catalog, not of the plate's own SKU.
-        lightest_g = min(item.unit_weight_g for item in store.items.values())
+        self._min_change_g = min_units * min(item.unit_weight_g for item in store.items.values())
+        self._noise_g: dict[str, float] = {}
         for ctl, plate_ids in store.controller_plates.items():
             for pid in plate_ids:
                 self._owner[pid] = ctl
                 self._max_load_g[pid] = store.plate(pid)[2].max_load_g
-                self.detectors[pid] = PlateChangeDetector(
-                    noise_g=noise_by_ctl[ctl],
-                    settings=settings,
-                    name=pid,
-                    min_change_g=min_units * lightest_g,
-                )
+                self._noise_g[pid] = noise_by_ctl[ctl]
+                self.detectors[pid] = self._new_detector(pid)
+        self.monitor = LoadCellMonitor(
+            {p: (c, self._max_load_g[p], self._noise_g[p]) for p, c in self._owner.items()},
+            faults,
+            min_weight_g=MIN_WEIGHT_G,
+        )
         self._started = False
 
+    def _new_detector(self, plate_id: str) -> PlateChangeDetector:
+        return PlateChangeDetector(
+            noise_g=self._noise_g[plate_id],
+            settings=self._settings,
+            name=plate_id,
+            min_change_g=self._min_change_g,
+        )
+
     def start(self) -> None:
-        """Subscribe to every shelf controller's samples (idempotent)."""
+        """Subscribe to every shelf controller's samples and the shelf cameras' episodes
+        (idempotent)."""
         if not self._started:
             self.inbox.on(TOPICS["shelf_samples"], self._on_samples, max_lateness_s=0.0)
+            self.cameras.on(TOPICS["interactions"], self._on_interaction)
             self._started = True
+
+    def _on_interaction(self, msg: Message) -> None:
+        seen = msg.payload
+        assert isinstance(seen, Interaction)
+        if seen.action in ("pick", "put"):  # something changed hands: the cell must have moved
+            self.monitor.hand_seen(seen.plate_id, seen.started_s, seen.event_time_s)
 
     def _on_samples(self, msg: Message) -> None:
         batch = msg.payload
@@ -419,10 +459,19 @@ class ShelfAdapter:
             self.inbox.reject(msg.topic, batch.model_dump_json().encode(), reason, detail)
             self._skip(batch, interrupt=reason != "overlapping samples")
             return
+        self._watch(batch)
+        refused = self._out_of_range(msg.topic, batch)
         period = 1.0 / batch.sample_rate_hz
         t0 = batch.event_time_s
         for ps in batch.plates:
+            if ps.plate_id in refused:
+                continue
             self._next_t[ps.plate_id] = t0 + len(ps.weights_g) * period
+            if self.monitor.faulty(ps.plate_id):
+                continue  # a cell that does not weigh makes no events
+            if self.monitor.misreads(ps.plate_id):  # pinned at the top: a spike, or a fault
+                self.detectors[ps.plate_id].interrupt()
+                continue
             for change in self.detectors[ps.plate_id].feed(t0, period, ps.weights_g):
                 self._hold(batch.device_id, ps.plate_id, change)
         self._release_quiet(
@@ -481,9 +530,52 @@ class ShelfAdapter:
     def _shelf_quiet(self, plate_id: str) -> bool:
         return all(self.detectors[p].stable for p in self._shelf_plates[self._shelf_of[plate_id]])
 
+    def _watch(self, batch: ShelfSamples) -> None:
+        """Publish the load-cell faults this batch raised or cleared; reseat those plates."""
+        for fault in self.monitor.observe(batch):
+            # The level a faulty cell reported says nothing of the plate: start afresh,
+            # so neither the fault's onset nor its end is read as a pick or a put.
+            self.detectors[fault.plate_id] = self._new_detector(fault.plate_id)
+            self._held.pop(fault.plate_id, None)
+            self._quiet_level.pop(fault.plate_id, None)
+            publish(self.transport, self.store.store_id, fault)
+            level = logging.WARNING if fault.state == "raised" else logging.INFO
+            log.log(level, "%s: %s %s on %s: %s", self.service_id, fault.fault, fault.state,
+                    fault.plate_id, fault.detail)  # fmt: skip
+
+    def _out_of_range(self, topic: str, batch: ShelfSamples) -> set[str]:
+        """Plates whose samples no cell can read: refused; the batch's other plates go on."""
+        refused: dict[str, str] = {}
+        for ps in batch.plates:
+            lo, hi, max_g = min(ps.weights_g), max(ps.weights_g), self._max_load_g[ps.plate_id]
+            if lo < MIN_WEIGHT_G or hi > max_g:
+                refused[ps.plate_id] = f"{ps.plate_id!r} read {lo:.1f}..{hi:.1f} g"
+                self.detectors[ps.plate_id].interrupt()
+                self._next_t.pop(ps.plate_id, None)
+        news = {p: d for p, d in refused.items() if not self.monitor.faulty(p)}
+        self.faulty_batches_dropped += len(refused) - len(news)
+        if news:  # a known fault is alerted once, not dead-lettered every batch
+            detail = (
+                f"plate {'; '.join(news.values())}, allowed {MIN_WEIGHT_G:.0f}..max_load_g "
+                f"({', '.join(f'{self._max_load_g[p]:.0f}' for p in news)} g); "
+                f"the other plates' samples were used"
+            )
+            self.inbox.reject(
+                topic, batch.model_dump_json().encode(), "weight out of range", detail
+            )
+        return set(refused)
+
     def _check(self, batch: ShelfSamples) -> tuple[str, str] | None:
-        """Why a batch must be refused, or None. Checked before any detector sees it."""
+        """Why a whole batch must be refused, or None. Checked before any detector sees it."""
         ctl = batch.device_id
+        declared_hz = self._rate_hz[ctl]
+        # Sample times come from the rate: one far off (1e-300 Hz) puts them at infinity.
+        if abs(batch.sample_rate_hz - declared_hz) > RATE_TOLERANCE * declared_hz:
+            return (
+                "wrong sample rate",
+                f"controller {ctl!r} sends {batch.sample_rate_hz:g} Hz; the store file says "
+                f"{declared_hz:g} Hz (within {RATE_TOLERANCE:.0%})",
+            )
         period = 1.0 / batch.sample_rate_hz
         seen: set[str] = set()
         for ps in batch.plates:
@@ -493,14 +585,6 @@ class ShelfAdapter:
             if pid in seen:
                 return "duplicate plate", f"plate {pid!r} appears twice in one batch"
             seen.add(pid)
-            max_g = self._max_load_g[pid]
-            lo, hi = min(ps.weights_g), max(ps.weights_g)
-            if lo < MIN_WEIGHT_G or hi > max_g:
-                return (
-                    "weight out of range",
-                    f"plate {pid!r} read {lo:.1f}..{hi:.1f} g, "
-                    f"allowed {MIN_WEIGHT_G:.0f}..{max_g:.0f} g",
-                )
         for ps in batch.plates:
             expected = self._next_t.get(ps.plate_id)
             if expected is None:

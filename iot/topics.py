@@ -25,6 +25,7 @@ from iot.payloads import (
     GateEntry,
     GateExit,
     Interaction,
+    LoadCellFault,
     Receipt,
     SessionEvent,
     ShelfEvent,
@@ -88,6 +89,16 @@ def _channels() -> dict[str, Channel]:
             1,
             False,
             "Settled pick/put weight changes from the change detector.",
+        ),
+        Channel(
+            "shelf_faults",
+            "shelf",
+            "faults",
+            LoadCellFault,
+            1,
+            False,
+            "Load-cell faults (stuck, drifting, saturated, out of range) raised and cleared by "
+            "the shelf adapter.",
         ),
         Channel(
             "interactions",

@@ -141,8 +141,9 @@ def read_manifest(manifest_path: str | Path) -> ModelManifest:
         raise ModelManifestError(
             f"{path}: cannot read model manifest ({exc.strerror}); check the path"
         ) from None
-    except yaml.YAMLError as exc:
-        raise ModelManifestError(f"{path}: not valid YAML: {exc}") from None
+    # ValueError: not UTF-8, or a value PyYAML cannot construct (a date that does not exist).
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        raise ModelManifestError(f"{path}: not valid YAML: {str(exc)[:300]}") from None
     try:
         return ModelManifest.model_validate(data)
     except ValidationError as exc:

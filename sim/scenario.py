@@ -50,7 +50,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from iot.configfile import describe_invalid, read_yaml
 
@@ -308,6 +315,13 @@ class Scenario(_Strict):
         default_factory=Stock, description="Shelf stock at the start and staff restocking."
     )
 
+    @field_validator("store")
+    @classmethod
+    def _no_nul(cls, store: Path) -> Path:
+        if "\x00" in str(store):  # no file system has such a name; resolving it would raise
+            raise ValueError("the path holds a NUL character; give a file name")
+        return store
+
 
 def parse_scenario(
     data: object, source: str = "<scenario>", base_dir: Path | None = None
@@ -327,7 +341,7 @@ def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
     data = read_yaml(path, "scenario file", ScenarioFileError)
     scenario = parse_scenario(data, str(path), path.resolve().parent)
-    if not scenario.store.is_file():
+    if not _is_file(scenario.store):
         raise ScenarioFileError(
             f"{path}: store: file {scenario.store} does not exist; the path is read relative to "
             "the scenario file's folder"
@@ -341,7 +355,7 @@ def with_store(scenario: Scenario, store: str | Path) -> Scenario:
     Used to compare layouts, e.g. where the ceiling cameras hang, on one draw.
     """
     path = Path(store)
-    if not path.is_file():
+    if not _is_file(path):
         raise ScenarioFileError(
             f"store file {path} does not exist (given to replace the scenario's)"
         )
@@ -361,3 +375,11 @@ def load_scenario_as(
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
     return scenario if store is None else with_store(scenario, store)
+
+
+def _is_file(path: Path) -> bool:
+    """``Path.is_file`` that answers False, not OSError, for a name too long to look up."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False

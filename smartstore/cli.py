@@ -7,6 +7,10 @@ smartstore bench vision [--json OUT.json] [--cameras N] [--seconds S] [--model-d
                         [--source VIDEO|FOLDER]
 smartstore topics
 smartstore broker-config STORE.yaml OUT_DIR [--service ID=ROLE] [--ca CA --ca-key KEY]
+smartstore worker --broker URL --stores FILE... [--partition auto|I/N] [--db TEMPLATE]
+smartstore edge --broker URL --store FILE --devices ID,ID...
+smartstore bridge-config STORE.yaml OUT.conf --central URL
+smartstore bench bus [--stores N] [--workers W] [--seconds S] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import math
 import sys
 from pathlib import Path
 
-from smartstore import broker_config
+from smartstore import broker_config, scale_cli
 from smartstore.logs import configure_logging
 
 __all__ = ["main"]
@@ -56,7 +60,12 @@ def _parser() -> argparse.ArgumentParser:
         help="a real broker: mqtt://HOST:PORT, or locked down mqtts://HOST:8883?ca=CA_FILE"
         "&accounts=CREDENTIALS.json (see `smartstore broker-config`); default: an embedded one",
     )
-    d.add_argument("--db", default="smartstore-demo.sqlite", help="SQLite ledger file")
+    d.add_argument(
+        "--db",
+        default="smartstore-demo.sqlite",
+        help="store of record: an SQLite file (its books beside it), or "
+        "postgresql://USER@HOST:PORT/DB?schema=NAME (the schema is made afresh each run)",
+    )
     d.add_argument(
         "--accounts-out",
         default=None,
@@ -74,7 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="write the ground truth as JSON here (default: beside --json, as NAME.truth.json)",
     )
-    e.add_argument("--db", default=None, help="keep the SQLite ledger in this file")
+    e.add_argument(
+        "--db",
+        default=None,
+        help="keep the ledger here: an SQLite file or postgresql://USER@HOST:PORT/DB[?schema=NAME]",
+    )
     e.add_argument(
         "--epcis",
         default=None,
@@ -109,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("topics", help="print the MQTT topic table (Markdown)")
     broker_config.add_parser(sub)
+    scale_cli.add_worker_parser(sub)
+    scale_cli.add_edge_parser(sub)
+    scale_cli.add_bridge_parser(sub)
     sub.add_parser("asyncapi", help="print the bus as an AsyncAPI 2.6 document (JSON)")
     return p
 
@@ -234,6 +250,7 @@ def _add_vision_parsers(sub: argparse._SubParsersAction) -> None:
         help="video file or image folder (default: shared TUD-Campus mp4, else PETS09 img1)",
     )
     bv.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all)")
+    scale_cli.add_bench_bus_parser(bench_sub)
 
     ds = sub.add_parser("dataset", help="render datasets from the digital twin's cameras")
     ds_sub = ds.add_subparsers(dest="dataset", required=True)
@@ -316,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "broker-config":
             return broker_config.run(args)
+        if args.command == "worker":
+            return scale_cli.run_worker_command(args)
+        if args.command == "edge":
+            return scale_cli.run_edge(args)
+        if args.command == "bridge-config":
+            return scale_cli.run_bridge_config(args)
         if args.command == "asyncapi":
             from iot.asyncapi import asyncapi_document
 
@@ -480,6 +503,8 @@ def _eval_detector(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.bench == "bus":
+        return scale_cli.run_bench_bus(args)
     from smartstore.bench import run_vision_bench
 
     report = run_vision_bench(

@@ -24,6 +24,8 @@ import uvicorn
 from checkout.api import create_app
 from checkout.auth import AccountBook
 from checkout.brain import BrainSettings, StoreBrain
+from checkout.database import beside, files_beside, reset_database
+from checkout.device_alerts import DeviceAlerts
 from checkout.devices import DeviceHealth
 from checkout.ledger import Ledger
 from checkout.live import LiveHub
@@ -81,16 +83,15 @@ def run_demo(
         clock = _WallMappedClock(twin.start_s, speed)
         paced = positioning == "cameras" or interactions == "cameras"
         # The twin replays the same visits every run, so each demo starts a fresh ledger.
-        _remove_ledger(Path(db_path))
-        _remove_ledger(Path(db_path).with_suffix(".ops.sqlite"))
-        for suffix in (".accounts.sqlite", ".prices.sqlite"):
-            _remove_ledger(Path(db_path).with_suffix(suffix))
-        ledger = Ledger(str(db_path))
-        truth_path = Path(db_path).with_suffix(".truth.json")
+        # (SQLite: the files; PostgreSQL: the schema named by ?schema=, which it requires.)
+        for suffix in ("", ".ops.sqlite", ".accounts.sqlite", ".prices.sqlite"):
+            reset_database(beside(db_path, suffix) if suffix else db_path)
+        ledger = Ledger(db_path)
+        truth_path = files_beside(db_path, ".truth.json")
         twin.truth.write_json(truth_path)
-        print(f"ledger (SQLite) at {db_path}, the twin's ground truth at {truth_path}", file=out)
+        print(f"ledger at {ledger.path}, the twin's ground truth at {truth_path}", file=out)
         stack.callback(ledger.close)
-        prices = PriceBook(store, Path(db_path).with_suffix(".prices.sqlite"))
+        prices = PriceBook(store, beside(db_path, ".prices.sqlite"))
         stack.callback(prices.close)
         brain, brain_tx = _start_brain(
             stack, store, broker_url, clock, ledger=ledger, prices=prices
@@ -100,11 +101,11 @@ def run_demo(
         )
         adapter = ShelfAdapter(store, edge_tx, now=clock)
         edge_tx.submit(adapter.start)
-        ops, ops_tx = _start_operations(stack, twin, broker_url, clock, Path(db_path))
+        ops, ops_tx = _start_operations(stack, twin, broker_url, clock, str(db_path))
         health, health_tx = _start_device_health(stack, store, broker_url, clock)
         for tx in (brain_tx, edge_tx, ops_tx, health_tx):
             tx.drain()
-        accounts = _demo_accounts(stack, twin, Path(db_path), accounts_out, out)
+        accounts = _demo_accounts(stack, twin, str(db_path), accounts_out, out)
         api_tx = _service_transport(stack, store, broker_url, clock, kind="api", service_id="api")
         hub = _live_hub(api_tx, store, clock)
         _start_api(
@@ -121,6 +122,7 @@ def run_demo(
                 devices=health,
                 prices=prices,
                 live=hub,
+                evidence_dir=files_beside(db_path, ".evidence"),
             ),
             port,
             out,
@@ -140,7 +142,7 @@ def run_demo(
         )
         # case evidence: frames kept briefly at the edge, written only blurred
         snapshots = EvidenceSnapshotter(
-            twin.store, devices_tx, Path(db_path).with_suffix(".evidence"), now=clock
+            twin.store, devices_tx, files_beside(db_path, ".evidence"), now=clock
         )
         snapshots.start()
         vision = _vision_parts(twin, devices_tx, (positioning, interactions), snapshots, out)
@@ -212,12 +214,18 @@ def _vision_parts(
 
 
 def _start_operations(
-    stack: ExitStack, twin: Twin, url: str, clock: _WallMappedClock, db_path: Path
+    stack: ExitStack, twin: Twin, url: str, clock: _WallMappedClock, db_path: str
 ) -> tuple[StoreOperations, SerialTransport]:
     """Inventory, RFID gates, footfall and shrink cases on their own connection."""
     store = twin.store
     ops_tx = _service_transport(stack, store, url, clock, kind="ops", service_id="ops")
-    ops = StoreOperations(store, ops_tx, db_path.with_suffix(".ops.sqlite"), now=clock)
+    ops = StoreOperations(
+        store,
+        ops_tx,
+        beside(db_path, ".ops.sqlite"),
+        now=clock,
+        evidence_dir=files_beside(db_path, ".evidence"),  # retention deletes snapshots there
+    )
     ops_tx.submit(ops.start)
     ops_tx.submit(ops.count_shelves, store.planogram, twin.start_s)  # the morning count
     stack.callback(ops_tx.submit, ops.close)
@@ -249,18 +257,27 @@ def _start_device_health(
     tx = _service_transport(stack, store, url, clock, kind="ops", service_id="devices")
     services = {"brain": "brain", "shelf-adapter": "shelf", "ops": "ops", "devices": "ops"}
     health = DeviceHealth(store, tx, now=clock, services=services | {"twin": "sim", "api": "api"})
-    tx.submit(health.start)
+    alerts = DeviceAlerts(store, tx, health)  # device_health alerts on the bus
+    tx.submit(alerts.start)
     stack.callback(tx.submit, health.close)
+    stopped = threading.Event()
+
+    def tick() -> None:  # silence is judged on the store's clock: tick it once a second
+        while not stopped.wait(1.0):
+            tx.submit(alerts.tick, clock())
+
+    threading.Thread(target=tick, name="device-alerts", daemon=True).start()
+    stack.callback(stopped.set)
     return health, tx
 
 
 def _demo_accounts(
-    stack: ExitStack, twin: Twin, db_path: Path, out_path: str | Path | None, out: TextIO
+    stack: ExitStack, twin: Twin, db_path: str, out_path: str | Path | None, out: TextIO
 ) -> AccountBook:
     """The account book, with the demo's people and gate keys (see smartstore.demo_accounts)."""
-    book = AccountBook(db_path.with_suffix(".accounts.sqlite"))
+    book = AccountBook(beside(db_path, ".accounts.sqlite"))
     stack.callback(book.close)
-    path = Path(out_path) if out_path is not None else db_path.with_suffix(".accounts.json")
+    path = Path(out_path) if out_path is not None else files_beside(db_path, ".accounts.json")
     made = seed_demo_accounts(book, twin.store, list(twin.truth.visits), path)
     names = ", ".join(
         [made[r]["username"] for r in ("admin", "manager", "loss_prevention")]
@@ -382,11 +399,6 @@ class _Live:
         self.brain_tx.submit(lambda: box.update(self.brain.stats()))
         self.brain_tx.drain(timeout_s=5)
         return box
-
-
-def _remove_ledger(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:

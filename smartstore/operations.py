@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from checkout.cases import CaseBook
 from checkout.epcis import Exportable, PlateCount, epcis_document
+from checkout.evidence_files import EvidenceRetention, RetentionSettings
 from checkout.footfall import FootfallService
 from checkout.heatmap import HeatGrid
 from checkout.inventory import InventoryService
@@ -55,8 +56,11 @@ class StoreOperations:
         db_path: str | Path,
         *,
         now: Callable[[], float],
+        evidence_dir: str | Path | None = None,
+        retention: RetentionSettings | None = None,
     ) -> None:
-        """``db_path``: the SQLite file for inventory and cases (":memory:" for a test)."""
+        """``db_path``: the SQLite file for inventory and cases (":memory:" for a test).
+        ``evidence_dir``: where the edge writes case snapshots (their retention deletes them)."""
         path = str(db_path)
         self.store = store
         self.transport = transport
@@ -70,7 +74,8 @@ class StoreOperations:
             if event.state == "confirmed_theft":
                 self.confirmed[event.case_id] = event
 
-        self.cases = CaseBook(path, on_change=on_change)
+        self.cases = CaseBook(path, on_change=on_change, evidence_dir=evidence_dir)
+        self.retention = EvidenceRetention(self.cases, evidence_dir, retention)
         self.inventory = InventoryService(store, transport, path, now=now)
         self.rfid = RfidAdapter(store, transport, now=now)
         self.heat = HeatGrid.for_store(store)
@@ -97,6 +102,7 @@ class StoreOperations:
         self.rfid.tick(now_s)
         self.inventory.tick(now_s)
         self.shrink.tick(now_s)
+        self.retention.tick(now_s)
 
     def epcis(self, receipts: Iterable[Receipt], *, at_s: float) -> dict[str, Any]:
         """An EPCIS 2.0 document: sales, tagged items through the gates, a count of every

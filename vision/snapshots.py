@@ -4,7 +4,10 @@ Privacy (REFERENCE, loss prevention): keep foot-points, not faces. The edge
 keeps the last few seconds of frames in memory only; when a case asks for
 pictures (``EvidenceRequest``) the kept frame nearest the moment is blurred,
 then written as a JPEG and announced as a ``Snapshot``. No unblurred frame is
-ever written. :func:`blur_people` hides heads three ways, as each alone can miss:
+ever written (tests/unit/vision/test_snapshot_privacy.py checks every write),
+and no file outlives its use: store operations delete a case's snapshots with
+its evidence, and files no case holds, by retention (``checkout.evidence_files``).
+:func:`blur_people` hides heads three ways, as each alone can miss:
 
 1. geometry: each tracked floor point's head (``head_low_m`` to ``head_high_m``
    up) is projected through the camera and a disc as wide as a head at that
@@ -467,6 +470,8 @@ def _safe(name: str) -> str:
 
 
 def _file_name(case_id: str, camera_id: str, frame_s: float) -> str:
+    """``<case>_<camera>_<frame ms>.jpg``: the evidence retention (``checkout.evidence_files``)
+    reads the case and the frame's event time back from it; keep the two in step."""
     return f"{_safe(case_id)}_{_safe(camera_id)}_{round(frame_s * 1000)}.jpg"
 
 

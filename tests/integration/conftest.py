@@ -7,39 +7,15 @@ broker is a failure, so CI can never pass without testing against it.
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from brokers import mosquitto_url
 
 from iot.broker import EmbeddedBroker
 from iot.mqtt import MqttTransport
-
-MOSQUITTO = ("127.0.0.1", 1883)
-
-
-def listening(addr: tuple[str, int]) -> bool:
-    try:
-        with socket.create_connection(addr, timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def mosquitto_url() -> str:
-    """The Mosquitto URL, or skip (fail under CI) when nothing listens there."""
-    if listening(MOSQUITTO):
-        return "mqtt://127.0.0.1:1883"
-    message = (
-        "no MQTT broker listens on 127.0.0.1:1883; start mosquitto "
-        "(mosquitto -d -c /etc/mosquitto/mosquitto.conf) to run these tests against a real broker"
-    )
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(f"CI must test against a real broker: {message}")
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import listening
+from brokers import listening
 from waiting import wait_for
 
 from iot.bus import publish

@@ -1,4 +1,8 @@
-"""The ledger on a real SQLite file: WAL, persistence, concurrent readers, brain restart."""
+"""The ledger on a real store: WAL on SQLite, persistence, concurrent readers, brain restart.
+
+The restart and reader cases run on an SQLite file and on PostgreSQL (see
+tests/conftest.py for ``durable_db``).
+"""
 
 from __future__ import annotations
 
@@ -59,8 +63,8 @@ def test_file_ledger_is_wal_and_persists(tmp_path: Path) -> None:
     again.close()
 
 
-def test_readers_in_other_threads_see_committed_lines(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+def test_readers_in_other_threads_see_committed_lines(durable_db: str) -> None:
+    ledger = Ledger(durable_db)
     errors: list[BaseException] = []
     totals: list[int] = []
 
@@ -107,8 +111,12 @@ def _drive(brain: StoreBrain, bus: LocalTransport, rng, *, span, xy, events) -> 
         t, n = round(t + 0.2, 6), n + 1
 
 
-def test_a_restart_mid_visit_loses_nothing_and_issues_one_receipt(tmp_path: Path, store) -> None:
-    path = tmp_path / "ledger.sqlite"
+@pytest.mark.parametrize("stop", ["closed", "abandoned"])
+def test_a_restart_mid_visit_loses_nothing_and_issues_one_receipt(
+    durable_db: str, store, stop: str
+) -> None:
+    """The first brain stops cleanly, or is dropped unclosed mid-visit (as kill -9 leaves it)."""
+    path = durable_db
     rng = np.random.default_rng(11)
     stand = (3.0, 3.0)  # in front of g01-s1-p1 (SKU001)
 
@@ -136,8 +144,10 @@ def test_a_restart_mid_visit_loses_nothing_and_issues_one_receipt(tmp_path: Path
     _drive(brain1, bus1, rng, span=(0.0, 8.0), xy=at_stand, events=[(1.0, entry), (6.0, pick)])
     sid = session_id_for("a")
     assert ledger1.cart(sid) == {"SKU001": 2}
-    brain1.close()
-    ledger1.close()
+    if stop == "closed":
+        brain1.close()
+        ledger1.close()
+    # abandoned: nothing is closed; its connections stay open while the next brain runs
 
     bus2, ledger2 = LocalTransport(), Ledger(path)
     brain2 = StoreBrain(store, bus2, ledger2)
@@ -183,5 +193,7 @@ def test_a_restart_mid_visit_loses_nothing_and_issues_one_receipt(tmp_path: Path
     brain3.start()
     brain3.tick(T0 + 100)
     assert brain3.receipts == [] and len(ledger2.receipts()) == 1
+    assert ledger2.receipt(receipt.id) == receipt
     brain3.close()
     ledger2.close()
+    ledger1.close()  # idempotent where it was closed already

@@ -5,22 +5,51 @@ shelf adapter read is fed garbage (random bytes, random JSON, valid payloads
 broken field by field, unknown devices, repeated ids, clocks running ahead).
 Whatever is refused must leave the cart as it was, and the visit still ends
 with the right receipt.
+
+Then the whole store (brain, shelf adapter, inventory, RFID adapter,
+footfall, shrink, device health, evidence snapshots) hears every channel:
+payloads its schema allows but no device would send, and the same broken.
+No service may fail on one (a "handler error" dead letter, or an error
+logged), and a message too large is refused before it is parsed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checkout.brain import StoreBrain
+from checkout.devices import DeviceHealth
 from checkout.ledger import Ledger
-from iot.bus import LocalTransport, publish
-from iot.payloads import GateEntry, GateExit, ShelfEvent, TrackBatch, TrackPoint
+from iot.bus import MAX_PAYLOAD_BYTES, Inbox, LocalTransport, publish
+from iot.epc import encode_sgtin96
+from iot.payloads import (
+    DeadLetter,
+    GateEntry,
+    GateExit,
+    PlateSamples,
+    ShelfEvent,
+    ShelfSamples,
+    TrackBatch,
+    TrackPoint,
+)
+from iot.rfid import TagRead, encode_reads
 from iot.shelf import ShelfAdapter
 from iot.store import load_store
+from iot.topics import ANY, TOPICS, Channel
+from smartstore.operations import StoreOperations
+from tools.fuzz.schema import TOPIC_SAFE_ID, mutate, valid_payload
+from vision.snapshots import EvidenceSnapshotter
 
 STORE = load_store("stores/demo.yaml")
 T0 = 1_800_000_000.0
@@ -196,3 +225,237 @@ def test_replays_and_clocks_running_ahead_are_refused() -> None:
     assert visit.brain.inbox.rejected["duplicate id"] == 1
     assert visit.brain.inbox.rejected["from the future"] == 1
     assert visit.leave() == [{SKU: 1}]
+
+
+# --- the whole store hears every channel ---
+
+CHANNELS = [c for c in TOPICS.values() if c.model is not None]
+_D = STORE.devices
+# Who publishes each kind of topic: mostly the right device, so messages get past the Inbox.
+PUBLISHERS: dict[str, list[str]] = {
+    "shelf": [c.id for c in _D.shelf_controllers],
+    "camera": [c.id for c in _D.cameras],
+    "gate": [g.id for g in STORE.floor.gates],
+    "tracker": list(_D.positioning),
+    "rfid": [r.id for r in _D.rfid_readers],
+    "brain": ["brain"],
+    "ops": ["shrink", "inventory", "casebook", "ops"],
+}
+KINDS = sorted(PUBLISHERS)
+EXAMPLES = max(80, int(os.environ.get("SMARTSTORE_FUZZ_EXAMPLES", "0")))
+# Values a service looks up in the store: drawn from the store most of the time, so the
+# payload gets past "unknown plate" into the code that uses it.
+VOCABULARY: dict[str, list[Any]] = {
+    "plate_id": STORE.plates(),
+    "sku": sorted(STORE.items),
+    "shelf_sku": sorted(STORE.items),
+    "seen_sku": sorted(STORE.items),
+    "gondola_id": [g.id for g in STORE.gondolas],
+    "gate_id": [g.id for g in STORE.floor.gates],
+    "camera_id": [c.id for c in STORE.devices.cameras],
+    "token": ["tok", "tok-2"],
+    "session_id": ["s-tok", "s-tok-2"],
+    "track_id": ["trk-1", "trk-2"],
+    "epc_hex": [encode_sgtin96(i.gtin, 7) for i in STORE.catalog.items if i.rfid_tagged][:3],
+}
+
+
+def _in_this_store(draw: st.DrawFn, value: Any) -> None:
+    """Bend a schema-drawn payload towards this store: its ids, times near T0."""
+    if isinstance(value, list):
+        for item in value:
+            _in_this_store(draw, item)
+        return
+    if not isinstance(value, dict):
+        return
+    for key, item in value.items():
+        if key.endswith("_s") and isinstance(item, float):
+            value[key] = T0 + 60.0 + draw(st.floats(-30.0, 30.0))
+        elif VOCABULARY.get(key) and isinstance(item, str) and draw(st.integers(0, 4)):
+            value[key] = draw(st.sampled_from(VOCABULARY[key]))
+        else:
+            _in_this_store(draw, item)
+
+
+@st.composite
+def store_message(draw: st.DrawFn) -> tuple[str, bytes]:
+    channel: Channel = draw(st.sampled_from(CHANNELS))
+    assert channel.model is not None
+    payload = draw(valid_payload(channel.model))
+    _in_this_store(draw, payload)
+    kind = draw(st.sampled_from(KINDS)) if channel.kind == ANY else None
+    publishers = PUBLISHERS[kind or channel.kind]
+    device = draw(st.sampled_from(publishers) if draw(st.integers(0, 5)) else TOPIC_SAFE_ID)
+    payload["device_id"] = device
+    topic = channel.topic(STORE.store_id, device, kind)
+    if draw(st.integers(0, 2)):
+        return topic, json.dumps(payload).encode()
+    return topic, mutate(draw, payload).data
+
+
+class _Errors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+class WholeStore:
+    """Every service that reads the bus, on one LocalTransport, with one event-time clock."""
+
+    def __init__(self, evidence_dir: Path) -> None:
+        self.bus = LocalTransport()
+        self.now = T0 + 60.0
+        clock = lambda: self.now  # noqa: E731 - the services' shared clock
+        self.brain = StoreBrain(STORE, self.bus, Ledger(":memory:"))
+        self.adapter = ShelfAdapter(STORE, self.bus, now=clock)
+        self.ops = StoreOperations(STORE, self.bus, ":memory:", now=clock)
+        self.health = DeviceHealth(STORE, self.bus, now=clock)
+        self.snapshots = EvidenceSnapshotter(STORE, self.bus, evidence_dir, now=clock)
+        for service in (self.brain, self.adapter, self.ops, self.health, self.snapshots):
+            service.start()
+        self.ops.count_shelves(STORE.planogram, T0)
+        self.tick(T0 + 60.0)
+
+    def tick(self, t: float) -> None:
+        self.now = t
+        self.brain.tick(t)
+        self.ops.tick(t)
+        self.health.tick(t)
+
+
+@pytest.fixture(scope="module")
+def evidence_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="evidence-") as folder:
+        yield Path(folder)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(messages=st.lists(store_message(), min_size=1, max_size=6))
+def test_no_service_fails_on_any_payload_of_any_channel(
+    evidence_dir: Path, messages: list[tuple[str, bytes]]
+) -> None:
+    errors = _Errors()
+    refusals: list[tuple[str, str, str]] = []
+    reject = Inbox.reject
+
+    def recording(inbox: Inbox, topic: str, data: bytes, reason: str, detail: str = "") -> None:
+        refusals.append((inbox.service_id, reason, detail))
+        reject(inbox, topic, data, reason, detail)
+
+    logging.getLogger().addHandler(errors)
+    try:
+        with patch.object(Inbox, "reject", recording):
+            store = WholeStore(evidence_dir)
+            for k, (topic, data) in enumerate(messages):
+                store.bus.publish(topic, data)
+                store.tick(T0 + 61.0 + k)
+            store.tick(T0 + 600.0)  # every open pass, pile and visit times out
+    finally:
+        logging.getLogger().removeHandler(errors)
+    assert not [r for r in refusals if r[1] == "handler error"], refusals
+    assert not errors.records, [r.getMessage() for r in errors.records]
+
+
+# --- payload size limit ---
+
+
+def test_an_oversized_message_is_dead_lettered_before_it_is_parsed() -> None:
+    bus = LocalTransport()
+    inbox = Inbox(bus, "demo", service_kind="brain", service_id="b1", now=lambda: T0)
+    seen: list[Any] = []
+    letters: list[bytes] = []
+    inbox.on(TOPICS["gate_entries"], seen.append)
+    bus.subscribe(TOPICS["deadletter"].filter("demo"), lambda _t, d: letters.append(d))
+    entry = GateEntry(id="e1", event_time_s=T0, device_id="gate-in", token="t")
+    padded = entry.model_dump_json().encode() + b" " * MAX_PAYLOAD_BYTES  # valid JSON, too long
+    bus.publish("smartstore/demo/gate/gate-in/entries", padded)
+    assert (seen, dict(inbox.rejected)) == ([], {"payload too large": 1})
+    letter = DeadLetter.model_validate_json(letters[0])
+    assert letter.reason == f"payload too large: {len(padded)} bytes, at most 1048576 accepted"
+    assert len(letter.payload_excerpt) <= 1000
+    # Not parsed: 100 000 nested brackets would otherwise be "malformed JSON".
+    bus.publish("smartstore/demo/gate/gate-in/entries", b"[" * (MAX_PAYLOAD_BYTES + 1))
+    assert dict(inbox.rejected) == {"payload too large": 2}
+    # At the limit it is still read.
+    at_limit = entry.model_dump_json().encode()
+    at_limit += b" " * (MAX_PAYLOAD_BYTES - len(at_limit))
+    bus.publish("smartstore/demo/gate/gate-in/entries", at_limit)
+    assert len(seen) == 1
+
+
+def test_the_largest_legitimate_payloads_fit_the_limit_twice_over() -> None:
+    """A long gondola's samples at the store file's top rate, and 100 people's looks."""
+    samples = ShelfSamples(
+        id="shelf-g01.b123456",
+        event_time_s=T0,
+        device_id="shelf-g01",
+        sample_rate_hz=200.0,  # iot.store.ShelfController: at most 200 Hz, 2 s batches
+        plates=[
+            PlateSamples(plate_id=f"g01-s{k // 10}-p{k % 10}", weights_g=[12345.678901234567] * 400)
+            for k in range(60)
+        ],
+    )
+    tracks = TrackBatch(
+        id="pos-1",
+        event_time_s=T0,
+        device_id="positioning",
+        tracks=[
+            TrackPoint(
+                track_id=f"trk-{k}",
+                x_m=12.345678901234,
+                y_m=7.654321098765,
+                confidence=0.987654321,
+                look=[-0.0123456789012345] * 256,
+            )
+            for k in range(100)
+        ],
+    )
+    for event in (samples, tracks):
+        assert 2 * len(event.model_dump_json()) <= MAX_PAYLOAD_BYTES
+
+
+# --- regressions: what the fuzzing found ---
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id": ' + b"9" * 5000 + b"}",  # json.loads: ValueError, not JSONDecodeError
+        b"-" + b"1" * 4301,
+        b"[" * 100_000,
+    ],
+    ids=["long-int-field", "long-int", "deep"],
+)
+def test_json_python_cannot_convert_is_dead_lettered_not_raised(body: bytes) -> None:
+    bus = LocalTransport()
+    inbox = Inbox(bus, "demo", service_kind="brain", service_id="b1", now=lambda: T0)
+    inbox.on(TOPICS["gate_entries"], lambda m: None)
+    bus.publish("smartstore/demo/gate/gate-in/entries", body)  # raised ValueError before
+    assert dict(inbox.rejected) == {"malformed JSON": 1}
+
+
+@pytest.mark.parametrize("fmt", ["impinj", "zebra"])
+def test_device_health_hears_a_reader_that_sends_several_events_in_one_message(fmt: str) -> None:
+    """Impinj sends events a line each, Zebra back to back: one json.loads refused both."""
+    bus = LocalTransport()
+    health = DeviceHealth(STORE, bus, now=lambda: T0)
+    health.start()
+    health.tick(T0)
+    reads = [TagRead("rfid-exit", "3074257BF7194E4000001A85", p, -50.0, T0) for p in (1, 2)]
+    topic = TOPICS["rfid_raw"].topic("demo", "rfid-exit")
+    bus.publish(topic, encode_reads(fmt, reads, device_name="r1"))  # type: ignore[arg-type]
+    bus.publish(topic, b"{not json")
+    record = health.device("rfid-exit")
+    assert record is not None
+    assert (record.messages, record.dead_letters, record.last_heard_s) == (1, 1, T0)
+    bus.publish(topic, b" " * (MAX_PAYLOAD_BYTES + 1))
+    assert health.stats()["dead_letter.payload too large"] == 1

@@ -1,7 +1,8 @@
 """Test helper: the whole store API with every service, two shoppers' data and a case per store.
 
 Shared by the role-isolation tests and the schemathesis run, so both look at
-the same app the demo serves (every router included).
+the same app the demo serves (every router included). ``db`` is where every
+book keeps its rows (see tests/conftest.py: SQLite in memory, or PostgreSQL).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class StoreApi:
     ops: StoreOperations
     ids: dict[str, str] = field(default_factory=dict)
     entries: list[GateEntry] = field(default_factory=list)
+    prices: PriceBook | None = None
 
     def token(self, username: str) -> str:
         issued = self.accounts.sign_in(username, PASSWORD)
@@ -46,6 +48,8 @@ class StoreApi:
         return issued[0]
 
     def close(self) -> None:
+        if self.prices is not None:
+            self.prices.close()
         self.ops.close()
         self.ledger.close()
         self.accounts.close()
@@ -112,13 +116,13 @@ def _visit(ledger: Ledger, accounts: AccountBook, who: Principal, token: str, sk
     return closed
 
 
-def build_store_api() -> StoreApi:
+def build_store_api(db: str = ":memory:") -> StoreApi:
     """Accounts of every role (and staff of another store), two shoppers, cases in two stores."""
-    accounts = AccountBook(":memory:")
+    accounts = AccountBook(db)
     for username, role, stores in _PEOPLE:
         accounts.create_account(username, PASSWORD, role=role, stores=stores)
-    ledger = Ledger(":memory:")
-    ops = StoreOperations(STORE, LocalTransport(), ":memory:", now=lambda: T0 + 100)
+    ledger = Ledger(db)
+    ops = StoreOperations(STORE, LocalTransport(), db, now=lambda: T0 + 100)
     ops.start()
     devices = DeviceHealth(STORE, LocalTransport(), now=lambda: T0 + 100)
     devices.start()
@@ -145,7 +149,7 @@ def build_store_api() -> StoreApi:
         ids[key] = record.case_id
     ids["gate"] = STORE.gates("entry")[0].id
     ids["device_key"] = accounts.issue_device_key(ids["gate"], "demo")
-    api = StoreApi(None, accounts, ledger, ops, ids)  # type: ignore[arg-type]
+    api = StoreApi(None, accounts, ledger, ops, ids, prices=PriceBook(STORE, db))  # type: ignore[arg-type]
     api.app = create_app(
         ledger,
         STORE,
@@ -156,7 +160,7 @@ def build_store_api() -> StoreApi:
         now=lambda: T0 + 100,
         publish_entry=api.entries.append,
         devices=devices,
-        prices=PriceBook(STORE),
+        prices=api.prices,
         live=LiveHub(),
     )
     return api

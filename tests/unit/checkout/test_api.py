@@ -16,8 +16,8 @@ T0 = 1_800_000_000.0
 
 
 @pytest.fixture
-def client(store):
-    ledger = Ledger(":memory:")
+def client(store, db):
+    ledger = Ledger(db)
     ledger.save_session(
         SessionRecord(
             session_id="s-a",
@@ -67,10 +67,11 @@ def client(store):
             needs_review=False,
         )
     )
-    book = AccountBook(":memory:")
+    book = AccountBook(db)
     with signed_in(create_app(ledger, store, book, now=lambda: T0 + 20), book, "boss") as c:
         yield c
     ledger.close()
+    book.close()
 
 
 def test_health(client) -> None:
@@ -126,9 +127,9 @@ def test_input_that_json_cannot_carry_back_is_still_a_422(client, raw, echoed) -
 @pytest.mark.parametrize(
     ("reason", "says"), [("   ", "at least 1 character"), ("it beeps\a", "control character")]
 )
-def test_a_dispute_with_no_plain_reason_is_422(reason: str, says: str) -> None:
+def test_a_dispute_with_no_plain_reason_is_422(reason: str, says: str, db: str) -> None:
     """Found by the API fuzz: a blank reason passed the route and failed in the case book, a 500."""
-    api = build_store_api()
+    api = build_store_api(db)
     try:
         shopper = TestClient(api.app, headers={"Authorization": f"Bearer {api.token('shopper-a')}"})
         url = f"/me/receipts/{api.ids['receipt_a']}/disputes"
@@ -139,5 +140,24 @@ def test_a_dispute_with_no_plain_reason_is_422(reason: str, says: str) -> None:
         assert api.ops.cases.queue(rules=["dispute"]) == []
         fine = shopper.post(url, json={"sku": "SKU001", "reason": "  put it back  "})
         assert fine.status_code == 201
+    finally:
+        api.close()
+
+
+@pytest.mark.parametrize(
+    "path", ["/receipts/r%00x", "/sessions/s%00x/cart", "/cases/c%00x", "/reservations/o%00x"]
+)
+def test_a_nul_in_an_id_is_refused_not_a_server_error(path: str, db: str) -> None:
+    """SQLite finds no such row (404); PostgreSQL cannot compare such text at all (422)."""
+    api = build_store_api(db)
+    try:
+        admin = TestClient(
+            api.app,
+            headers={"Authorization": f"Bearer {api.token('admin')}"},
+            raise_server_exceptions=False,
+        )
+        r = admin.get(path)
+        assert r.status_code == (422 if db.startswith("postgresql") else 404), r.text
+        assert admin.get("/receipts/" + api.ids["receipt_a"]).status_code == 200  # still serving
     finally:
         api.close()

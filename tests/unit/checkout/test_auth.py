@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
@@ -36,11 +36,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def book(clock: Clock) -> AccountBook:
-    made = AccountBook(":memory:", clock=clock, token_ttl_s=60, scan_ttl_s=30)
+def book(clock: Clock, db: str) -> Iterator[AccountBook]:
+    made = AccountBook(db, clock=clock, token_ttl_s=60, scan_ttl_s=30)
     made.create_account("ana", PW, role="shopper")
     made.create_account("mo", PW, role="manager", stores=["demo"])
-    return made
+    yield made
+    made.close()
 
 
 def test_passwords_are_salted_hashes_that_verify() -> None:
@@ -62,6 +63,23 @@ def test_the_file_holds_no_secret_as_given(tmp_path) -> None:
     )
     for secret in (PW, token, key):
         assert secret.encode() not in raw
+
+
+def test_no_row_holds_a_secret_as_given(db: str) -> None:
+    book = AccountBook(db)
+    book.create_account("ana", PW, role="shopper")
+    token, _ = book.sign_in("ana", PW)  # type: ignore[misc]
+    key = book.issue_device_key("gate-in", "demo")
+    with book._file.reader() as c:
+        text = "".join(
+            repr(list(row))
+            for table in ("accounts", "tokens", "device_keys", "scan_tokens")
+            for row in c.execute(f"SELECT * FROM {table}").fetchall()
+        )
+    book.close()
+    assert "ana" in text  # the rows were read
+    for secret in (PW, token, key):
+        assert secret not in text
 
 
 def test_tokens_expire_and_sign_out_revokes(book: AccountBook, clock: Clock) -> None:
@@ -148,12 +166,15 @@ def test_a_closed_book_refuses_to_work(book: AccountBook) -> None:
         book.sign_in("ana", PW)
 
 
-def test_sqlite_rows_survive_reopening(tmp_path) -> None:
-    path = tmp_path / "a.sqlite"
-    AccountBook(path).create_account("ana", PW, role="shopper")
-    assert AccountBook(path).sign_in("ana", PW) is not None
-    with sqlite3.connect(path) as c:
+def test_rows_survive_reopening(durable_db: str) -> None:
+    first = AccountBook(durable_db)
+    first.create_account("ana", PW, role="shopper")
+    first.close()
+    again = AccountBook(durable_db)
+    assert again.sign_in("ana", PW) is not None
+    with again._file.reader() as c:
         [(stored,)] = c.execute("SELECT password_hash FROM accounts").fetchall()
+    again.close()
     assert stored.startswith("scrypt$")
 
 
@@ -210,3 +231,11 @@ def test_staff_accounts_are_made_by_an_admin_only(client: TestClient, book: Acco
     client.post("/auth/login", json={"username": "root", "password": PW})
     assert client.post("/accounts", json=body).status_code == 201
     assert client.cookies.get(COOKIE, "").startswith("st_")
+
+
+def test_a_display_name_with_a_control_character_is_422(client: TestClient) -> None:
+    """A NUL cannot be stored on PostgreSQL at all (a 500 there): refused alike on both engines."""
+    body = {"username": "zoe", "password": PW, "display_name": "Zoe\x00"}
+    res = client.post("/auth/register", json=body)
+    assert res.status_code == 422 and "control character" in res.json()["detail"]
+    assert client.post("/auth/login", json={"username": "zoe", "password": PW}).status_code == 401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,9 @@ def events() -> list[CaseEvent]:
 
 
 @pytest.fixture
-def book(events: list[CaseEvent]) -> CaseBook:
-    return CaseBook(":memory:", on_change=events.append, merge_window_s=60.0)
+def book(events: list[CaseEvent], db: str) -> Iterator[CaseBook]:
+    with CaseBook(db, on_change=events.append, merge_window_s=60.0) as made:
+        yield made
 
 
 def drive(book: CaseBook, case_id: str, path: list[str], t_s: float = T0 + 10) -> None:
@@ -373,8 +375,8 @@ def test_a_filter_must_be_a_list(stocked: CaseBook) -> None:
 # --- persistence ---
 
 
-def test_cases_survive_reopening_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "cases.db"
+def test_cases_survive_reopening_the_file(durable_db: str) -> None:
+    path = durable_db
     with CaseBook(path) as book:
         case, _ = book.report(finding(evidence=media()))
         drive(book, case.case_id, ["in_review"])
@@ -389,8 +391,8 @@ def test_cases_survive_reopening_the_file(tmp_path: Path) -> None:
         assert [c.case_id for c in book.queue(states=["in_review"])] == [case.case_id]
 
 
-def test_other_threads_read_their_own_connection(tmp_path: Path) -> None:
-    with CaseBook(tmp_path / "cases.db") as book:
+def test_other_threads_read_their_own_connection(durable_db: str) -> None:
+    with CaseBook(durable_db) as book:
         case, _ = book.report(finding())
         seen: list[Any] = []
         reader = threading.Thread(target=lambda: seen.append(book.get(case.case_id)))
@@ -399,8 +401,8 @@ def test_other_threads_read_their_own_connection(tmp_path: Path) -> None:
         assert seen == [book.get(case.case_id)]
 
 
-def test_a_closed_book_says_so(tmp_path: Path) -> None:
-    book = CaseBook(tmp_path / "cases.db")
+def test_a_closed_book_says_so(durable_db: str) -> None:
+    book = CaseBook(durable_db)
     book.close()
     with pytest.raises(RuntimeError, match="closed"):
         book.queue()

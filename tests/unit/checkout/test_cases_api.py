@@ -20,8 +20,8 @@ T0 = 1.8e9
 
 
 @pytest.fixture
-def client_and_case() -> tuple[TestClient, str]:
-    book = CaseBook(":memory:")
+def client_and_case(db: str) -> tuple[TestClient, str]:
+    book = CaseBook(db)
     record, _ = book.report(
         Finding(
             store_id="demo",
@@ -34,8 +34,8 @@ def client_and_case() -> tuple[TestClient, str]:
             source_event_ids=["entry.trk-7"],
         )
     )
-    accounts = AccountBook(":memory:")
-    app = create_app(Ledger(":memory:"), STORE, accounts, cases=book, now=lambda: T0 + 100)
+    accounts = AccountBook(db)
+    app = create_app(Ledger(db), STORE, accounts, cases=book, now=lambda: T0 + 100)
     return signed_in(app, accounts, "ana", role="loss_prevention"), record.case_id
 
 
@@ -126,7 +126,14 @@ def test_evidence_images_are_served_to_the_cases_reviewers(tmp_path: Path) -> No
         record.case_id, [SnapshotRef(camera_id="cam-ceil-01", time_s=T0, image_path=str(image))], T0
     )
     accounts = AccountBook(":memory:")
-    app = create_app(Ledger(":memory:"), STORE, accounts, cases=book, now=lambda: T0 + 100)
+    app = create_app(
+        Ledger(":memory:"),
+        STORE,
+        accounts,
+        cases=book,
+        now=lambda: T0 + 100,
+        evidence_dir=tmp_path,
+    )
     url = f"/cases/{record.case_id}/snapshots"
     reviewer = signed_in(app, accounts, "ana", role="loss_prevention")
     got = reviewer.get(f"{url}/0")
@@ -137,3 +144,42 @@ def test_evidence_images_are_served_to_the_cases_reviewers(tmp_path: Path) -> No
     assert elsewhere.get(f"{url}/0").status_code == 404  # another store's case: not there
     image.unlink()  # deleted by retention
     assert reviewer.get(f"{url}/0").status_code == 410
+
+
+def test_a_case_cannot_be_made_to_serve_a_file_outside_the_evidence_folder(
+    tmp_path: Path,
+) -> None:
+    book = CaseBook(":memory:")
+    record, _ = book.report(
+        Finding(
+            store_id="demo",
+            rule="tailgating",
+            category="theft",
+            incident_s=T0,
+            confidence=0.8,
+            summary="someone walked in with no scan-in",
+            track_ids=["trk-9"],
+            source_event_ids=["entry.trk-9"],
+        )
+    )
+    secret = tmp_path / "secret.jpg"  # a readable file a forged Snapshot names
+    secret.write_bytes(b"not evidence")
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "link.jpg").symlink_to(secret)  # inside by name, outside in fact
+    book.add_snapshots(
+        record.case_id,
+        [
+            SnapshotRef(camera_id="cam-ceil-01", time_s=T0, image_path=str(secret)),
+            SnapshotRef(camera_id="cam-ceil-01", time_s=T0, image_path=f"{evidence}/link.jpg"),
+        ],
+        T0,
+    )
+    accounts = AccountBook(":memory:")
+    app = create_app(
+        Ledger(":memory:"), STORE, accounts, cases=book, now=lambda: T0, evidence_dir=evidence
+    )
+    reviewer = signed_in(app, accounts, "ana", role="loss_prevention")
+    for index in (0, 1):
+        got = reviewer.get(f"/cases/{record.case_id}/snapshots/{index}")
+        assert got.status_code == 404 and b"not evidence" not in got.content

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,8 +85,10 @@ class Rig:
 
 
 @pytest.fixture
-def rig(store: Store) -> Rig:
-    return Rig(store)
+def rig(store: Store, db: str) -> Iterator[Rig]:
+    made = Rig(store, db)
+    yield made
+    made.inv.close()
 
 
 # --- thresholds and hysteresis (pure) ---
@@ -318,8 +321,8 @@ def test_replenishment_lists_empty_piles_first_then_emptiest(rig: Rig) -> None:
     assert g01[0].out_of_stock and not g01[1].out_of_stock
 
 
-def test_alerts_and_units_survive_reopening_the_file(store: Store, tmp_path: Path) -> None:
-    db = tmp_path / "inventory.sqlite"
+def test_alerts_and_units_survive_reopening_the_file(store: Store, durable_db: str) -> None:
+    db = durable_db
     first = Rig(store, db)
     first.shelf(P3, "pick", 12, T0 + 5)
     opened = first.inv.alert_log(state="raised")
@@ -338,8 +341,8 @@ def test_alerts_and_units_survive_reopening_the_file(store: Store, tmp_path: Pat
     assert newest.alert_id.endswith(".2") and newest.is_open
 
 
-def test_repeats_across_a_restart_change_nothing(shared_store: Store, tmp_path: Path) -> None:
-    db = tmp_path / "inventory.sqlite"
+def test_repeats_across_a_restart_change_nothing(shared_store: Store, durable_db: str) -> None:
+    db = durable_db
     first = Rig(shared_store, db)
     ev = first.shelf(P1, "pick", 2, T0 + 5)
     first.cart(ev, "SKU031", +2)
@@ -461,8 +464,8 @@ def test_abandoned_picking_lapses_after_its_timeout(store: Store) -> None:
         rig.inv.start_picking("o-1", T0 + 311)
 
 
-def test_reservations_survive_reopening_the_file(store: Store, tmp_path: Path) -> None:
-    db = tmp_path / "inventory.sqlite"
+def test_reservations_survive_reopening_the_file(store: Store, durable_db: str) -> None:
+    db = durable_db
     first = Rig(store, db)
     first.inv.reserve("o-1", {SOLO: 5}, T0, T0 + 600)
     first.inv.close()

@@ -32,8 +32,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def service(store: Store, clock: Clock) -> InventoryService:
-    inv = InventoryService(store, LocalTransport(), ":memory:", now=clock)
+def service(store: Store, clock: Clock, db: str) -> InventoryService:
+    inv = InventoryService(store, LocalTransport(), db, now=clock)
     inv.start()
     return inv
 

@@ -23,8 +23,8 @@ def line(eid: str, sku: str, delta: int, sid: str = "s-a", conf: float = 0.9) ->
     )
 
 
-def test_a_cart_is_a_fold_over_idempotent_lines() -> None:
-    ledger = Ledger(":memory:")
+def test_a_cart_is_a_fold_over_idempotent_lines(db: str) -> None:
+    ledger = Ledger(db)
     assert ledger.append(line("c1", "SKU001", 2))
     assert not ledger.append(line("c1", "SKU001", 2))
     assert ledger.append(line("c2", "SKU001", -1))
@@ -35,8 +35,8 @@ def test_a_cart_is_a_fold_over_idempotent_lines() -> None:
     assert [e.id for e in ledger.cart_events("s-a")] == ["c1", "c2", "c3", "c4"]
 
 
-def test_sessions_round_trip_and_filter_by_state() -> None:
-    ledger = Ledger(":memory:")
+def test_sessions_round_trip_and_filter_by_state(db: str) -> None:
+    ledger = Ledger(db)
     a = SessionRecord(
         session_id="s-a",
         token="a",
@@ -61,8 +61,8 @@ def test_sessions_round_trip_and_filter_by_state() -> None:
     assert [s.session_id for s in ledger.unreceipted_sessions()] == ["s-b"]
 
 
-def test_one_receipt_per_session() -> None:
-    ledger = Ledger(":memory:")
+def test_one_receipt_per_session(db: str) -> None:
+    ledger = Ledger(db)
     r = Receipt(
         id="r-s-a",
         event_time_s=T0 + 61,
@@ -82,8 +82,8 @@ def test_one_receipt_per_session() -> None:
     assert ledger.receipt("nope") is None
 
 
-def test_decisions_and_plate_memory() -> None:
-    ledger = Ledger(":memory:")
+def test_decisions_and_plate_memory(db: str) -> None:
+    ledger = Ledger(db)
     d = ShelfDecision(
         event_id="e1", session_id=None, outcome="unattributed", reason="nobody", event_time_s=T0
     )
@@ -97,8 +97,8 @@ def test_decisions_and_plate_memory() -> None:
     assert ledger.latest_time_s() == T0
 
 
-def test_another_thread_can_read_while_this_one_writes() -> None:
-    ledger = Ledger(":memory:")
+def test_another_thread_can_read_while_this_one_writes(db: str) -> None:
+    ledger = Ledger(db)
     ledger.append(line("c1", "SKU001", 1))
     seen: list[dict[str, int]] = []
     reader = threading.Thread(target=lambda: seen.append(ledger.cart("s-a")))

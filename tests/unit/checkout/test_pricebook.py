@@ -30,8 +30,8 @@ WATER, PENNE = "SKU001", "SKU013"  # catalog prices 89 and 139 cents
 
 
 @pytest.fixture
-def book(store: Store) -> Iterator[PriceBook]:
-    b = PriceBook(store, ":memory:")
+def book(store: Store, db: str) -> Iterator[PriceBook]:
+    b = PriceBook(store, db)
     yield b
     b.close()
 
@@ -385,8 +385,8 @@ def test_a_running_promotion_ends_at_now_and_a_pending_one_is_cancelled(book) ->
         book.promotion(999)
 
 
-def test_the_book_survives_a_restart(store, tmp_path) -> None:
-    path = tmp_path / "prices.sqlite"
+def test_the_book_survives_a_restart(store, durable_db) -> None:
+    path = durable_db
     first = PriceBook(store, path)
     first.set_price(WATER, 99, T0 + 10, now_s=T0, actor="ana")
     first.add_promotion("half", [PENNE], "percent_off", 50, T0 + 10, now_s=T0)
@@ -405,11 +405,11 @@ def test_the_book_survives_a_restart(store, tmp_path) -> None:
 # --- the brain prices its receipts with the book ---
 
 
-def test_the_brain_prices_each_pick_as_of_its_time(store, book) -> None:
+def test_the_brain_prices_each_pick_as_of_its_time(store, book, db) -> None:
     book.set_price(WATER, 99, T0 + 7, now_s=T0)
     transport = LocalTransport()
     world = World(store, None, transport, np.random.default_rng(7))  # type: ignore[arg-type]
-    brain = StoreBrain(store, transport, Ledger(":memory:"), prices=book)
+    brain = StoreBrain(store, transport, Ledger(db), prices=book)
     brain.start()
     world.brain = brain
     try:
@@ -490,7 +490,8 @@ def test_priced_total_is_the_pick_time_price_of_the_remaining_units(
             assert sorted(
                 x.unit_price_cents for x in lines if x.sku == sku for _ in range(x.quantity)
             ) == sorted(stacks[sku])
-        keys = [(x.sku, x.unit_price_cents, x.promotion) for x in lines]
-        assert len(keys) == len(set(keys))  # one line per SKU, price and promotion
+        keys = [(x.sku, x.unit_price_cents, x.list_price_cents, x.promotion) for x in lines]
+        # one line per SKU, price and promotion (and the list price the promotion cut)
+        assert len(keys) == len(set(keys))
     finally:
         book.close()

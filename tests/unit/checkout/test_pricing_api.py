@@ -28,8 +28,8 @@ class Clock:
 
 
 @pytest.fixture
-def book(store: Store) -> Iterator[PriceBook]:
-    b = PriceBook(store, ":memory:")
+def book(store: Store, db: str) -> Iterator[PriceBook]:
+    b = PriceBook(store, db)
     yield b
     b.close()
 
@@ -228,3 +228,12 @@ def test_the_router_refuses_another_stores_book(store, book) -> None:
 def test_docstring_examples_run(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("name", ["nul\x00inside", "bell\a", "tab\there"])
+def test_a_promotion_name_with_a_control_character_is_422(client, book, name: str) -> None:
+    """A NUL cannot be stored on PostgreSQL at all (a 500 there): refused alike on both engines."""
+    r = client.post("/promotions", json=promo(name=name))
+    assert r.status_code == 422, r.text
+    assert "control character" in r.json()["detail"]
+    assert book.promotions(include_cancelled=True) == []

@@ -99,8 +99,8 @@ CALLERS = [
 
 
 @pytest.fixture(scope="module")
-def api() -> Iterator[StoreApi]:
-    built = build_store_api()
+def api(module_db: str) -> Iterator[StoreApi]:
+    built = build_store_api(module_db)
     yield built
     built.close()
 
