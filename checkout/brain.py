@@ -25,7 +25,8 @@ import logging
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 from checkout.fault_review import FaultReview
@@ -115,6 +116,7 @@ class StoreBrain:
         self.faults = FaultReview(store, self.tracks, reach_m=reach)  # device-health alerts
         self.receipts: list[Receipt] = []
         self.inbox: Inbox | None = None
+        self._alerts_inbox: Inbox | None = None
         self._counts: Counter[str] = Counter()
         self._foreign: dict[str, dict[str, int]] = {}
         self.sightings = Sightings(self.settings.track_retention_s)
@@ -135,16 +137,29 @@ class StoreBrain:
 
     # --- life cycle ---
 
-    def start(self, now_s: float | None = None) -> None:
-        """Rebuild from the ledger, subscribe, and publish a retained ``online`` status."""
+    def start(self, now_s: float | None = None, *, resume_clock: bool = True) -> None:
+        """Rebuild from the ledger, subscribe, and publish a retained ``online`` status.
+
+        The visits still open, or closed without a receipt, come back, and so do
+        those receipted within ``closed_retention_s`` of the ledger's newest time (a
+        running brain still holds them: a shelf event near one is late, not another
+        shopper's). ``resume_clock=False``: the caller replays the brain's journal
+        next (``replaying``), so the clock stays back and each replayed event is
+        decided when event time passes it, as it was the first time.
+        """
         with self._lock:
             for record in self.ledger.unreceipted_sessions():
                 self.book.restore(record)
             self._foreign = self.ledger.plate_foreign()
             latest = self.ledger.latest_time_s()
+            if latest is not None:
+                for record in self.ledger.receipted_sessions(
+                    latest - self.settings.closed_retention_s
+                ):
+                    self.book.restore(record)
             self.clock_s = max(
                 self.clock_s,
-                latest if latest is not None else -math.inf,
+                latest if latest is not None and resume_clock else -math.inf,
                 now_s if now_s is not None else -math.inf,
             )
             log.info(
@@ -174,7 +189,25 @@ class StoreBrain:
                 now=lambda: max(self.clock_s, _EPOCH_FLOOR_S),
             )
             alerts.on(TOPICS["alerts"], self._guarded(self._on_alert))
+            self._alerts_inbox = alerts
             self._publish_status("online")
+
+    @contextmanager
+    def replaying(self) -> Iterator[None]:
+        """While the caller feeds the journal back in: refusals are counted, not dead-lettered.
+
+        What the journal holds was received (and refused, where it was) before a
+        restart; the inbox's duplicate window, the clock and the undecided events
+        are rebuilt from it.
+        """
+        inboxes = [i for i in (self.inbox, self._alerts_inbox) if i is not None]
+        for inbox in inboxes:
+            inbox.quiet = True
+        try:
+            yield
+        finally:
+            for inbox in inboxes:
+                inbox.quiet = False
 
     def tick(self, now_s: float) -> None:
         """Event time has reached ``now_s``: decide what is due."""

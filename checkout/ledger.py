@@ -18,6 +18,7 @@ to date when opened, rows kept.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -84,6 +85,25 @@ CREATE INDEX IF NOT EXISTS sessions_unreceipted ON sessions (has_receipt, entere
 CREATE INDEX IF NOT EXISTS receipts_time ON receipts (event_time_s, id)
 """,
     ),
+    Migration(
+        3,
+        "crash safety: the brain's input journal (written before a message is acknowledged, "
+        "replayed after a crash) and its outbox (what it published, until the broker has it)",
+        """
+CREATE TABLE IF NOT EXISTS brain_journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    event_time_s REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS brain_journal_time ON brain_journal (event_time_s);
+CREATE TABLE IF NOT EXISTS brain_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload TEXT NOT NULL
+)
+""",
+    ),
 )
 
 _CART_COLUMNS = (
@@ -101,6 +121,8 @@ _DECIDE = insert_ignore(
     "shelf_decisions",
     ("event_id", "session_id", "outcome", "reason", "event_time_s", "payload"),
 )
+_LONGEST_VISIT_S = 6 * 3600.0  # how far back a receipted visit's entry is looked for
+_JOURNAL = "INSERT INTO brain_journal (topic, payload, event_time_s) VALUES (?, ?, ?)"
 _SET_FOREIGN = upsert("plate_foreign", ("plate_id", "sku", "units"), key=("plate_id", "sku"))
 
 
@@ -314,6 +336,82 @@ class Ledger:
         for r in rows:
             out.setdefault(r["plate_id"], {})[r["sku"]] = int(r["units"])
         return out
+
+    # --- the input journal (written ahead of the bus acknowledgement) ---
+
+    def journal(self, topic: str, payload: bytes, event_time_s: float) -> bool:
+        """Keep one received message, in arrival order, before it is acknowledged.
+
+        False (nothing kept) for a payload no engine stores as text (not UTF-8, or a
+        NUL character): the brain's inbox refuses such a message anyway.
+        """
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        if "\x00" in text or "\x00" in topic:
+            return False
+        time_s = event_time_s if math.isfinite(event_time_s) else 0.0
+        with self._file.writer() as c:
+            c.execute(_JOURNAL, (topic, text, time_s))
+        return True
+
+    def journal_rows(self) -> list[tuple[int, str, bytes]]:
+        """Every journaled message still kept, in arrival order: ``(seq, topic, payload)``."""
+        with self._file.reader() as c:
+            rows = c.execute(
+                "SELECT seq, topic, payload FROM brain_journal ORDER BY seq"
+            ).fetchall()
+        return [(int(r["seq"]), r["topic"], r["payload"].encode("utf-8")) for r in rows]
+
+    def prune_journal(self, before_s: float) -> int:
+        """Forget journaled messages stamped before ``before_s``; returns how many went."""
+        with self._file.writer() as c:
+            return int(
+                c.execute("DELETE FROM brain_journal WHERE event_time_s < ?", (before_s,)).rowcount
+            )
+
+    def journal_latest_s(self) -> float | None:
+        """The newest event time among the journaled messages (how far the input has come)."""
+        with self._file.reader() as c:
+            row = c.execute("SELECT MAX(event_time_s) AS t FROM brain_journal").fetchone()
+        return float(row["t"]) if row and row["t"] is not None else None
+
+    # --- the outbox (published, not yet acknowledged by the broker) ---
+
+    def outbox_add(self, topic: str, payload: bytes) -> int:
+        """Keep a message about to be published; returns its number for ``outbox_done``."""
+        with self._file.writer() as c:
+            # fetchall: the RETURNING statement must run to its end (PostgreSQL)
+            (row,) = c.execute(
+                "INSERT INTO brain_outbox (topic, payload) VALUES (?, ?) RETURNING seq",
+                (topic, payload.decode("utf-8")),
+            ).fetchall()
+        return int(row[0])
+
+    def outbox_done(self, seqs: list[int]) -> None:
+        """The broker acknowledged these messages: forget them."""
+        if not seqs:
+            return
+        with self._file.writer() as c:
+            c.executemany("DELETE FROM brain_outbox WHERE seq = ?", [(q,) for q in seqs])
+
+    def outbox_rows(self) -> list[tuple[int, str, bytes]]:
+        """Published messages the broker has not acknowledged, in publication order."""
+        with self._file.reader() as c:
+            rows = c.execute("SELECT seq, topic, payload FROM brain_outbox ORDER BY seq").fetchall()
+        return [(int(r["seq"]), r["topic"], r["payload"].encode("utf-8")) for r in rows]
+
+    def receipted_sessions(self, exited_since_s: float) -> list[SessionRecord]:
+        """Receipted visits that left at or after ``exited_since_s`` (a brain keeps those)."""
+        with self._file.reader() as c:
+            rows = c.execute(
+                "SELECT payload FROM sessions WHERE has_receipt = 1 AND entered_s >= ? "
+                "ORDER BY entered_s, session_id",
+                (exited_since_s - _LONGEST_VISIT_S,),
+            ).fetchall()
+        records = [SessionRecord.model_validate_json(r["payload"]) for r in rows]
+        return [r for r in records if r.exited_s is not None and r.exited_s >= exited_since_s]
 
     def latest_time_s(self) -> float | None:
         """The newest event time the ledger knows of (to restart the brain's clock)."""

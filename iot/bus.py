@@ -230,6 +230,9 @@ class Inbox:
         self.max_payload_bytes = max_payload_bytes
         self._last_time: dict[tuple[str, str], float] = {}
         self._dead_letters = 0
+        # True while a service replays its journal after a restart: what it refuses then
+        # was refused (and dead-lettered) the first time, so it is only counted.
+        self.quiet = False
 
     def on(
         self,
@@ -331,6 +334,9 @@ class Inbox:
     def reject(self, topic: str, data: bytes, reason: str, detail: str = "") -> None:
         """Count, log and dead-letter a message this service will not use."""
         self.rejected[reason] += 1
+        if self.quiet:
+            log.debug("%s refused a replayed message on %s: %s", self.service_id, topic, reason)
+            return
         count_dead_letter(self.store_id, self.service_id, reason)
         count = self.rejected[reason]
         if count <= 10 or count % 1000 == 0:

@@ -35,6 +35,15 @@ the broker holds a retained ``DeviceStatus``: ``online`` after each connect,
 ``offline`` from the Last Will when the client dies without disconnecting,
 and ``offline`` again on a clean ``close()``.
 
+Crash safety (docs/reliability.md, "Crash safety"): with ``session_expiry_s``
+(MQTT 5) the session outlives the connection: the broker keeps the
+subscriptions, and queues QoS 1 messages for a client that died, for that
+many seconds; the same client id picks them up when it comes back. With
+``on_receive`` every message is handed to that hook first, on the network
+thread, and acknowledged only after it returned: a hook that writes the
+message to a journal makes "acknowledged" mean "safe", so a ``kill -9``
+loses nothing the broker was told it may forget.
+
 >>> parse_broker_url("mqtt://127.0.0.1:1883")
 ('127.0.0.1', 1883)
 >>> parse_broker_url("mqtts://demo-brain:s3cret@broker.local")
@@ -55,6 +64,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from iot.bus import topic_matches
@@ -68,6 +79,7 @@ log = logging.getLogger(__name__)
 
 RawCallback = Callable[[str, bytes], None]
 _LOGIN_REFUSED = ("bad user name or password", "not authorized")
+_MAX_EXPIRY_S = 0xFFFFFFFF  # MQTT 5's session expiry interval is four bytes (this: never)
 _MAX_ROUTES = 10_000  # topics whose callbacks are remembered (see MqttTransport._targets)
 # protocol= values: paho's numbers for MQTT 3.1.1 and MQTT 5.
 PROTOCOLS = {4: paho.MQTTv311, 5: paho.MQTTv5}
@@ -99,6 +111,18 @@ def _address(
             raise ValueError(f"tls_ca= needs a TLS broker URL (mqtts://), not {address.redacted}")
         address = replace(address, ca_file=tls_ca)
     return address
+
+
+def _check_session(protocol: int, session_expiry_s: int) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol={protocol!r}: use 4 (MQTT 3.1.1) or 5 (MQTT 5)")
+    if session_expiry_s and protocol != 5:
+        raise ValueError(
+            f"session_expiry_s={session_expiry_s}: a session that outlives the connection "
+            "needs MQTT 5; pass protocol=5"
+        )
+    if not 0 <= session_expiry_s <= _MAX_EXPIRY_S:
+        raise ValueError(f"session_expiry_s={session_expiry_s}: give 0..{_MAX_EXPIRY_S}")
 
 
 def _share_free(topic_filter: str) -> str:
@@ -138,10 +162,14 @@ class MqttTransport:
         reconnect_max_s: int = 30,
         now: Callable[[], float] = time.time,
         protocol: int = 4,
+        session_expiry_s: int = 0,
+        on_receive: RawCallback | None = None,
     ) -> None:
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"protocol={protocol!r}: use 4 (MQTT 3.1.1) or 5 (MQTT 5)")
+        _check_session(protocol, session_expiry_s)
         self.protocol = protocol
+        self.session_expiry_s = session_expiry_s
+        self.on_receive = on_receive
+        self.receive_errors = 0
         address = _address(url, client_id, username, password, tls_ca)
         self.url = address.redacted  # never the password: this goes into logs and errors
         self.host, self.port = address.host, address.port
@@ -176,6 +204,8 @@ class MqttTransport:
             protocol=PROTOCOLS[protocol],
             # MQTT 5 has no clean session flag: connect() asks for a clean start instead.
             clean_session=True if protocol == 4 else None,
+            # A write-ahead hook decides when a message is safe: acknowledge it only then.
+            manual_ack=on_receive is not None,
         )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -219,7 +249,17 @@ class MqttTransport:
         deadline = time.monotonic() + self.connect_timeout_s
         try:
             if self.protocol == 5:
-                self._client.connect(self.host, self.port, keepalive=keepalive_s, clean_start=True)
+                props = None
+                if self.session_expiry_s:
+                    props = Properties(PacketTypes.CONNECT)
+                    props.SessionExpiryInterval = self.session_expiry_s
+                self._client.connect(
+                    self.host,
+                    self.port,
+                    keepalive=keepalive_s,
+                    clean_start=not self.session_expiry_s,
+                    properties=props,
+                )
             else:
                 self._client.connect(self.host, self.port, keepalive=keepalive_s)
         except ssl.SSLError as exc:
@@ -316,6 +356,26 @@ class MqttTransport:
 
     def publish(self, topic: str, data: bytes, qos: int = 0, retain: bool = False) -> None:
         """Queue a message; QoS 1/2 messages published while disconnected go out on reconnect."""
+        self._publish(topic, data, qos, retain)
+
+    def publish_tracked(self, topic: str, data: bytes, qos: int = 1) -> Callable[[], bool]:
+        """Queue a QoS 1/2 message; returns ``acknowledged()``: has the broker got it yet?
+
+        For an outbox: forget the message once that says True. It never does if this
+        process dies first, nor for a message paho could not even queue.
+        """
+        if qos < 1:
+            raise ValueError(f"qos={qos}: only a QoS 1 or 2 message is acknowledged")
+        info = self._publish(topic, data, qos, False)
+
+        def acknowledged() -> bool:
+            # Not info.is_published(): it raises for a message queued while disconnected,
+            # even after the reconnect has sent it and the broker acknowledged it.
+            return bool(getattr(info, "_published", False))
+
+        return acknowledged
+
+    def _publish(self, topic: str, data: bytes, qos: int, retain: bool) -> paho.MQTTMessageInfo:
         info = self._client.publish(topic, data, qos=qos, retain=retain)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN) or (
             info.rc == paho.MQTT_ERR_NO_CONN and qos == 0
@@ -323,6 +383,7 @@ class MqttTransport:
             log.warning(
                 "publish on %s (qos %d) not sent: %s", topic, qos, paho.error_string(info.rc)
             )
+        return info
 
     def subscribe(self, topic_filter: str, callback: RawCallback, qos: int = 0) -> None:
         """Remember the subscription (re-made on every reconnect) and make it now.
@@ -395,6 +456,20 @@ class MqttTransport:
             self._subs = [s for s in self._subs if s[0] != topic_filter]
             self._routes.clear()
 
+    def forget(self, topic_filter: str) -> None:
+        """Unsubscribe ``topic_filter`` at the broker though no callback of ours has it.
+
+        A session that outlived a crash keeps the last run's subscriptions; a worker
+        that no longer runs a store drops that store's with this. Does not wait.
+        """
+        with self._lock:
+            if any(f == topic_filter for f, _, _, _ in self._subs):
+                return  # in use by this run
+        if self.connected:
+            rc, _ = self._client.unsubscribe(topic_filter)
+            if rc != paho.MQTT_ERR_SUCCESS:
+                log.warning("unsubscribe from %s not sent: %s", topic_filter, paho.error_string(rc))
+
     def _on_unsubscribe(
         self,
         client: paho.Client,
@@ -413,14 +488,40 @@ class MqttTransport:
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         topic = msg.topic
+        data = bytes(msg.payload)
+        if self.on_receive is not None and not self._written_ahead(msg, topic, data):
+            return
         with self._lock:
             targets = self._targets(topic)
         for callback in targets:
             try:
-                callback(topic, bytes(msg.payload))
+                callback(topic, data)
             except Exception:  # a callback bug must not kill the network loop; logged loudly
                 self.callback_errors += 1
                 log.exception("callback for %s on %s failed", topic, self.client_id)
+
+    def _written_ahead(self, msg: paho.MQTTMessage, topic: str, data: bytes) -> bool:
+        """Run ``on_receive``; acknowledge the message only once it returned.
+
+        If it raises (its store is down), the message is not acknowledged and the
+        connection is cut: the broker sends it again after the reconnect (with a
+        session that outlives the connection), and nothing is handed on meanwhile.
+        """
+        assert self.on_receive is not None
+        try:
+            self.on_receive(topic, data)
+        except Exception:  # the hook's store failed: not safe, so not acknowledged
+            self.receive_errors += 1
+            log.exception(
+                "%s could not write a message on %s ahead; not acknowledged, reconnecting",
+                self.client_id,
+                topic,
+            )
+            self.drop_connection()
+            return False
+        if msg.qos > 0:
+            self._client.ack(msg.mid, msg.qos)
+        return True
 
     def _targets(self, topic: str) -> list[RawCallback]:
         """The callbacks whose filters match ``topic`` (call with the lock held).

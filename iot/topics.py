@@ -120,8 +120,8 @@ def _channels() -> dict[str, Channel]:
             "tracker",
             "tracks",
             TrackBatch,
-            0,
-            False,
+            1,  # QoS 1: the brain attributes from the track history; a lost batch can
+            False,  # change a decision, and QoS 0 is lost in a worker crash or broker restart
             "Shopper floor positions: the ceiling-camera tracker (or the twin's simulated feed).",
         ),
         Channel(

@@ -2,6 +2,7 @@
 
 smartstore demo [--scenario FILE] [--seconds N] [--speed X] [--port P] [--broker URL]
 smartstore eval SCENARIO.yaml [--json OUT.json] [--truth TRUTH.json]
+smartstore eval SCENARIO.yaml --faults worker-kill,broker-restart,duplicates,reorder [--json OUT]
 smartstore check-store STORE.yaml
 smartstore bench vision [--json OUT.json] [--cameras N] [--seconds S] [--model-dir DIR]
                         [--source VIDEO|FOLDER]
@@ -113,6 +114,24 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--lighting", default="day", help="lighting preset of the rendered cameras")
     e.add_argument("--ceiling-model", default=None, help="manifest of another ceiling person model")
     e.add_argument("--shelf-model", default=None, help="manifest of another shelf hand model")
+    e.add_argument(
+        "--faults",
+        default=None,
+        metavar="LIST",
+        help="run the store twice through Mosquitto and a worker process, clean and with these "
+        "faults (worker-kill,broker-restart,duplicates,reorder), and compare: lost and "
+        "double-counted cart lines, receipts against the clean run's. Uses the simulated "
+        "positions and the shelves alone; needs mosquitto",
+    )
+    e.add_argument(
+        "--kills", type=int, default=3, help="with --faults worker-kill: how many (default 3)"
+    )
+    e.add_argument(
+        "--keep",
+        default=None,
+        metavar="DIR",
+        help="with --faults: keep both runs' ledgers, worker logs and broker logs here",
+    )
 
     _add_vision_parsers(sub)
     _add_tracking_parser(sub)
@@ -375,6 +394,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from smartstore.evaluate import format_table, run_eval
 
+    if args.faults is not None:
+        return _eval_faults(args)
     truth = args.truth
     if truth is None and args.json_out:
         truth = str(Path(args.json_out).with_suffix(".truth.json"))
@@ -417,6 +438,48 @@ def _eval(args: argparse.Namespace) -> int:
     if args.heatmap:
         print(f"heatmap written to {args.heatmap}")
     return 0
+
+
+def _eval_faults(args: argparse.Namespace) -> int:
+    from smartstore.evaluate import format_table
+    from smartstore.fault_run import FaultSettings, run_fault_eval
+    from smartstore.faults import parse_faults
+
+    faults = parse_faults(args.faults)
+    ignored = [
+        o for o, v in (("--db", args.db), ("--epcis", args.epcis), ("--heatmap", args.heatmap)) if v
+    ]
+    if ignored:
+        raise ValueError(
+            f"{', '.join(ignored)} cannot go with --faults: the fault runs keep their own "
+            "ledgers (see them with --keep DIR)"
+        )
+    if args.kills < 0:
+        raise ValueError(f"--kills {args.kills}: give 0 or more")
+    if (args.positioning, args.interactions) != ("simulated", "none"):
+        print(
+            "eval --faults replays the simulated positions and the shelves alone "
+            "(as --positioning simulated --interactions none)",
+            file=sys.stderr,
+        )
+    report = run_fault_eval(
+        args.scenario,
+        faults,
+        seed=args.seed,
+        store=args.store,
+        settings=FaultSettings(kills=args.kills),
+        keep_dir=args.keep,
+        progress=(lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr)),
+    )
+    flat = {k: v for k, v in report.items() if isinstance(v, (int, float, str))}
+    print(f"scenario {args.scenario}, faults {', '.join(sorted(faults))}")
+    print(format_table(flat))
+    print(f"injected: {json.dumps(report['injected'])}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print(f"report written to {args.json_out}")
+    ok = report["lost_lines"] == 0 and report["double_counted_lines"] == 0
+    return 0 if ok and report["receipts_match_clean_run"] else 1
 
 
 MOT_COLUMNS = ("mota", "idf1", "switches", "false_positives", "misses", "precision", "recall")

@@ -59,6 +59,15 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:
         help="seconds to listen to the pool before claiming stores (default 1)",
     )
     w.add_argument("--seconds", type=float, default=None, help="stop after N wall seconds")
+    w.add_argument(
+        "--session-expiry",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="keep the worker's MQTT session this long after a crash, so the broker queues "
+        "its stores' events until it is restarted with the same --id (default 0: a clean "
+        "session, shared groups); see docs/reliability.md, Crash safety",
+    )
 
 
 def run_worker_command(args: argparse.Namespace) -> int:
@@ -76,6 +85,7 @@ def run_worker_command(args: argparse.Namespace) -> int:
         settle_s=args.settle,
         seconds=args.seconds,
         out=sys.stdout,
+        session_expiry_s=args.session_expiry,
     )
     return 0
 

@@ -28,6 +28,22 @@ All brains of a worker, and every ownership change, run on one thread
 (``SerialTransport``): one store's messages are handled in the order the
 broker delivered them. The brains are ticked with event time from each
 store's positioning heartbeat (its track batches), never the wall clock.
+
+Crash safety (docs/reliability.md, "Crash safety"): every message for a
+brain is written to its store's **journal** (in the store's ledger) on the
+network thread, and acknowledged to the broker only after that; a store's
+new brain (after a ``kill -9``, or on the worker that takes the store over)
+replays the journal, the last ``track_retention_s`` and a margin of it, and
+so gets back its track history, its undecided shelf events and exits, and
+its window of seen event ids. What a brain decides and publishes is kept in
+the store's **outbox** until the broker acknowledges it; the next brain
+sends again what is still there (consumers drop the repeats by id). With
+``session_expiry_s`` the worker's MQTT session outlives a crash: the broker
+queues what the store's devices send meanwhile and delivers it to the worker
+that comes back with the same id.
+Such a session subscribes without shared groups (Mosquitto 2.0 neither
+keeps a shared subscription through its own restart nor stops handing a
+dead member its share); claims keep a store on one worker.
 """
 
 from __future__ import annotations
@@ -51,7 +67,7 @@ from pydantic import ValidationError
 from checkout.brain import BrainSettings, StoreBrain
 from checkout.database import parse_address
 from checkout.ledger import Ledger
-from iot.bus import SerialTransport, publish
+from iot.bus import MAX_PAYLOAD_BYTES, SerialTransport, publish
 from iot.mqtt import MqttTransport
 from iot.mqtt_url import redact_url
 from iot.payloads import DeviceStatus
@@ -59,6 +75,7 @@ from iot.store import Store, load_store
 from iot.topics import TOPICS
 from smartstore.partitions import StaticSlot, assign, check_id
 from smartstore.signals import stop_on_signals
+from smartstore.store_view import StoreView, brain_input_store, brain_inputs, event_time_of
 
 __all__ = [
     "DEFAULT_DB",
@@ -72,12 +89,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_StoreView = StoreView  # its name here before it moved to smartstore.store_view
+
 DEFAULT_DB = "smartstore-{store}.sqlite"
 _EPOCH_FLOOR_S = 946_684_800.0
 _STATS_EVERY_S = 1.0  # wall seconds between two writes of --stats-out
 _TICK_EVERY_S = 0.5  # event time between two ticks from a store's positioning heartbeat
 _RawCallback = Callable[[str, bytes], None]
-_EVENT_TIME = re.compile(rb'"event_time_s":\s*(-?[0-9][0-9.eE+-]*)')
+_DRAIN_OUTBOX_S = 5.0  # wall time a hand-over waits for the broker to acknowledge decisions
+_PRUNE_EVERY_S = 10.0  # event time between two prunes of a store's journal
+_JOURNAL_MARGIN_S = 15.0  # kept beyond track_retention_s: attribution and sighting waits, pruning
 
 
 def member_topic(pool: str, worker_id: str = "+") -> str:
@@ -122,43 +143,17 @@ def ledger_opener(template: str, store_ids: Sequence[str]) -> Callable[[str], Le
     return open_ledger
 
 
-class _StoreView:
-    """One store's window onto the worker's connection: shared groups, and a clean exit."""
-
-    def __init__(self, serial: SerialTransport, mqtt: MqttTransport, group: str) -> None:
-        self.serial, self.mqtt, self.group = serial, mqtt, group
-        self.filters: list[str] = []
-
-    def shared(self, topic_filter: str) -> str:
-        if topic_filter.endswith("/status"):  # retained: a shared subscription never gets it
-            return topic_filter
-        return f"$share/{self.group}/{topic_filter}"
-
-    def publish(self, topic: str, data: bytes, qos: int = 0, retain: bool = False) -> None:
-        self.serial.publish(topic, data, qos, retain)
-
-    def subscribe(self, topic_filter: str, callback: _RawCallback, qos: int = 0) -> None:
-        actual = self.shared(topic_filter)
-        self.serial.subscribe(actual, callback, qos)
-        if actual not in self.filters:
-            self.filters.append(actual)
-
-    def close(self) -> None:
-        """Unsubscribe every filter (waits for the broker's UNSUBACKs)."""
-        for topic_filter in self.filters:
-            self.mqtt.unsubscribe(topic_filter)
-        self.filters.clear()
-
-
 @dataclass
 class _Owned:
     """A store this worker runs now."""
 
     store: Store
-    view: _StoreView
+    view: StoreView
     brain: StoreBrain
     ledger: Ledger
     last_tick_s: float = -1.0
+    last_prune_s: float = -1.0
+    replayed: int = 0  # what its inbox took in from the journal (not counted as handled)
 
 
 @dataclass
@@ -166,6 +161,8 @@ class _Counts:
     events: Counter[str] = field(default_factory=Counter)  # store -> messages its brains got
     acquired: int = 0
     released: int = 0
+    replayed: int = 0  # journaled messages fed back to a brain that took a store
+    resent: int = 0  # outbox messages a brain that took a store published again
     bad_status: int = 0
 
 
@@ -176,6 +173,9 @@ class Worker:
     ``slot``: a pinned share (``--partition I/N``); None follows the pool.
     ``settle_s``: how long to listen to the pool before claiming stores, so
     workers started together do not all claim everything first.
+    ``session_expiry_s``: keep the MQTT session that long after a crash (0: a
+    clean session each time, shared groups). Restart a crashed worker with the
+    same ``worker_id`` within it to get what was sent meanwhile.
     """
 
     def __init__(
@@ -190,6 +190,7 @@ class Worker:
         settings: BrainSettings | None = None,
         settle_s: float = 1.0,
         connect_timeout_s: float = 10.0,
+        session_expiry_s: int = 0,
     ) -> None:
         self.worker_id = check_id("worker id", worker_id)
         self.pool = check_id("pool", pool)
@@ -208,14 +209,21 @@ class Worker:
         self.counts = _Counts()
         self._settled = False
         self._closing = False
+        self._leaving = False  # close() was called: take no more stores
         self._closed = False
         self._changed = threading.Event()
+        self.persistent = session_expiry_s > 0
+        self._ledgers: dict[str, Ledger] = {}  # opened once, by the journal or a takeover
+        self._ledgers_lock = threading.Lock()
+        self.journal_window_s = self.settings.track_retention_s + _JOURNAL_MARGIN_S
         self.mqtt = MqttTransport(
             broker_url,
             f"{self.pool}-{self.worker_id}",
             status_topic=member_topic(self.pool, self.worker_id),
             protocol=5,
             connect_timeout_s=connect_timeout_s,
+            session_expiry_s=session_expiry_s,
+            on_receive=self._journal,  # set before connecting: a kept session delivers at once
         )
         self.serial = SerialTransport(self.mqtt, f"worker-{self.worker_id}")
 
@@ -243,11 +251,16 @@ class Worker:
 
         if self._closed:
             return
+        self._leaving = True  # from now on no store is taken (a takeover would only replay)
         self.serial.submit(leave)
         if not done.wait(30.0):
             log.warning("worker %s: stores not handed back within 30 s", self.worker_id)
         self.serial.close()
         self._closed = True
+        with self._ledgers_lock:
+            for ledger in self._ledgers.values():
+                ledger.close()
+            self._ledgers.clear()
 
     def abort(self) -> None:
         """Die as a crash would: no hand-back, no DISCONNECT, so the broker sends the Last Will.
@@ -285,7 +298,7 @@ class Worker:
     def _read_stats(self, box: dict[str, object]) -> None:
         events = Counter(self.counts.events)
         for sid, owned in self.owned.items():
-            events[sid] += _handled(owned.brain)
+            events[sid] += _handled(owned.brain) - owned.replayed
         usage = resource.getrusage(resource.RUSAGE_SELF)
         box.update(
             worker_id=self.worker_id,
@@ -295,6 +308,8 @@ class Worker:
             events_by_store=dict(sorted(events.items())),
             acquired=self.counts.acquired,
             released=self.counts.released,
+            replayed=self.counts.replayed,
+            resent=self.counts.resent,
             bad_status=self.counts.bad_status,
             cpu_s=round(usage.ru_utime + usage.ru_stime, 3),
         )
@@ -304,6 +319,12 @@ class Worker:
     def _settle(self) -> None:
         self._settled = True
         self._rebalance()
+        if self.persistent:
+            # A session kept from before a crash still holds that run's subscriptions:
+            # let go of the stores this run does not hold (another worker runs them now).
+            for sid in sorted(set(self.stores) - set(self.owned)):
+                for topic_filter in brain_inputs(sid):
+                    self.mqtt.forget(topic_filter)
 
     def _on_member(self, topic: str, data: bytes) -> None:
         status = self._status(topic, data)
@@ -374,6 +395,8 @@ class Worker:
         for sid in sorted(set(self.owned) - target):
             self._release(sid)
         for sid in sorted(target - set(self.owned)):
+            if self._leaving:
+                break
             held_by = self.holders(sid)
             if held_by:
                 log.info("worker %s: store %s waits for %s", self.worker_id, sid, held_by)
@@ -382,22 +405,57 @@ class Worker:
 
     # --- stores ---
 
+    def _ledger(self, sid: str) -> Ledger:
+        """The store's ledger, opened on first use (by either thread) and kept."""
+        with self._ledgers_lock:
+            ledger = self._ledgers.get(sid)
+            if ledger is None:
+                ledger = self._ledgers[sid] = self.open_ledger(sid)
+            return ledger
+
+    def _journal(self, topic: str, data: bytes) -> None:
+        """Write a brain input ahead of its acknowledgement (network thread; see MqttTransport).
+
+        Raises if the ledger cannot take it: the message is then not acknowledged.
+        """
+        sid = brain_input_store(topic)
+        if sid is None or sid not in self.stores or len(data) > MAX_PAYLOAD_BYTES:
+            return  # not a brain's input (the inbox refuses what is too large unread)
+        self._ledger(sid).journal(topic, data, event_time_of(data))
+
     def _acquire(self, sid: str) -> None:
         store = self.stores[sid]
-        ledger = self.open_ledger(sid)
-        view = _StoreView(self.serial, self.mqtt, share_group(self.pool, sid))
+        ledger = self._ledger(sid)
+        group = None if self.persistent else share_group(self.pool, sid)
+        view = StoreView(self.serial, self.mqtt, group, outbox=ledger)
+        resent = view.resend()  # decisions a dead brain published but the broker never got
         brain = StoreBrain(store, view, ledger, settings=self.settings, service_id=self.worker_id)
         owned = _Owned(store, view, brain, ledger)
-        brain.start()  # rebuilds open carts from the ledger, subscribes, claims the store
+        # Rebuilds open carts from the ledger, subscribes, claims the store. With a
+        # journal to replay, the clock is left back: the replay moves it on.
+        brain.start(resume_clock=ledger.journal_latest_s() is None)
         tracks = TOPICS["tracks"]
         view.subscribe(tracks.filter(sid), lambda t, d: self._heartbeat(owned, d), tracks.qos)
         self.owned[sid] = owned
+        # Read only now that every callback is in place: what the journal gets from
+        # here on is also delivered live (a message both ways is dropped as a repeat).
+        journal = ledger.journal_rows()
+        if journal:
+            with brain.replaying():
+                view.replay(journal)
+            owned.replayed = _handled(brain)
         self.counts.acquired += 1
+        self.counts.replayed += len(journal)
+        self.counts.resent += resent
         log.info(
-            "worker %s took store %s (%d open sessions from the ledger)",
+            "worker %s took store %s (%d sessions from the ledger, %d journaled messages "
+            "replayed, %d decisions sent again, %d events undecided)",
             self.worker_id,
             sid,
             len(brain.book.sessions),
+            len(journal),
+            resent,
+            brain.stats()["pending_events"],
         )
         self._changed.set()
 
@@ -408,9 +466,13 @@ class Worker:
         self._changed.set()
 
     def _finish_release(self, sid: str, owned: _Owned) -> None:
-        self.counts.events[sid] += _handled(owned.brain)
+        self.counts.events[sid] += _handled(owned.brain) - owned.replayed
+        if not owned.view.drain_outbox(_DRAIN_OUTBOX_S):
+            log.warning(
+                "worker %s: store %s handed back with decisions unacknowledged", self.worker_id, sid
+            )
         owned.brain.close()  # publishes the claim offline: the next owner may start
-        owned.ledger.close()
+        # The ledger stays open (closed with the worker): the journal may still write to it.
         self.counts.released += 1
         log.info("worker %s handed store %s back", self.worker_id, sid)
         if not self._closing:
@@ -418,16 +480,15 @@ class Worker:
 
     def _heartbeat(self, owned: _Owned, data: bytes) -> None:
         """Tick a brain with its store's positioning time (event time, not the wall clock)."""
-        found = _EVENT_TIME.search(data, 0, 256)
-        if found is None:
-            return
-        try:
-            t = float(found.group(1))
-        except ValueError:
-            return
+        t = event_time_of(data)
         if t >= owned.last_tick_s + _TICK_EVERY_S and owned.store.store_id in self.owned:
             owned.last_tick_s = t
             owned.brain.tick(t)
+            owned.view.clear_outbox()
+            clock = owned.brain.clock_s
+            if clock >= owned.last_prune_s + _PRUNE_EVERY_S:
+                owned.last_prune_s = clock
+                owned.ledger.prune_journal(clock - self.journal_window_s)
 
     # --- publishing ---
 
@@ -475,6 +536,7 @@ def run_worker(
     settle_s: float = 1.0,
     seconds: float | None = None,
     out: TextIO | None = None,
+    session_expiry_s: int = 0,
 ) -> dict[str, object]:
     """Run one worker until SIGTERM/SIGINT (or ``seconds``); returns its final stats."""
     stores = [load_store(f) for f in store_files]
@@ -488,6 +550,7 @@ def run_worker(
         pool=pool,
         slot=slot,
         settle_s=settle_s,
+        session_expiry_s=session_expiry_s,
     )
     stop = threading.Event()
     restore = stop_on_signals(stop)
