@@ -421,9 +421,13 @@ class MqttTransport:
         reason_codes: list[ReasonCode],
         properties: Any,
     ) -> None:
+        self._acked("a subscription", mid, reason_codes, logging.ERROR)
+
+    def _acked(self, what: str, mid: int, reason_codes: list[ReasonCode], level: int) -> None:
+        """A SUBACK or UNSUBACK: log refusals, wake whoever waits on ``mid``."""
         for rc in reason_codes:
             if rc.is_failure:
-                log.error("broker %s refused a subscription (mid %d): %s", self.url, mid, rc)
+                log.log(level, "broker %s refused %s (mid %d): %s", self.url, what, mid, rc)
         with self._lock:
             done = self._suback.pop(mid, None)
         if done is not None:
@@ -478,13 +482,7 @@ class MqttTransport:
         reason_codes: list[ReasonCode],
         properties: Any,
     ) -> None:
-        for rc in reason_codes:
-            if rc.is_failure:
-                log.warning("broker %s refused an unsubscribe (mid %d): %s", self.url, mid, rc)
-        with self._lock:
-            done = self._suback.pop(mid, None)
-        if done is not None:
-            done.set()
+        self._acked("an unsubscribe", mid, reason_codes, logging.WARNING)
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         topic = msg.topic

@@ -36,7 +36,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,7 +53,13 @@ from iot.payloads import DeviceStatus
 from sim.scenario import load_scenario_as
 from smartstore.bus_report import Seen, StoreRun, print_report
 from smartstore.bus_report import report as make_report
-from smartstore.bus_traffic import Recorded, record_traffic, store_file_as
+from smartstore.bus_traffic import (
+    Recorded,
+    free_port,
+    listening,
+    record_traffic,
+    store_file_as,
+)
 from smartstore.worker import claim_topic
 
 __all__ = ["BUSY", "BusBench", "print_report", "run_bus_bench"]
@@ -191,7 +196,7 @@ def _private_mosquitto(tmp: Path) -> Iterator[str]:
             "the bench needs Mosquitto (apt-get install mosquitto), or --broker URL of a "
             "broker that speaks MQTT 5"
         )
-    port = _free_port()
+    port = free_port()
     conf = tmp / "mosquitto.conf"
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
@@ -202,7 +207,7 @@ def _private_mosquitto(tmp: Path) -> Iterator[str]:
     )
     try:
         deadline = time.monotonic() + 10.0
-        while not _listening(port):
+        while not listening(port):
             if proc.poll() is not None or time.monotonic() > deadline:
                 err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
                 raise OSError(f"Mosquitto did not start on port {port}: {err.strip()[-400:]}")
@@ -214,20 +219,6 @@ def _private_mosquitto(tmp: Path) -> Iterator[str]:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _start_workers(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from iot.bus import LocalTransport
 from iot.shelf import ShelfAdapter
 from iot.store import load_store
 from iot.topics import PREFIX, match_topic
-from sim.scenario import load_scenario_as
+from sim.scenario import Scenario, load_scenario_as
 from sim.twin import Twin
 
 __all__ = ["CENTRAL_CHANNELS", "Recorded", "record_traffic", "store_file_as"]
@@ -89,7 +90,16 @@ def record_traffic(
 
 
 def _record(path: Path, seed: int) -> tuple[list[Recorded], float]:
-    scenario = load_scenario_as(path, seed=seed)
+    messages, twin = record_central(load_scenario_as(path, seed=seed))
+    log.info("recorded %d messages of %s seed %d", len(messages), path.name, seed)
+    return messages, twin.start_s
+
+
+def record_central(scenario: Scenario) -> tuple[list[Recorded], Twin]:
+    """Run the twin and its shelf adapter once; keep what the edge sends the workers.
+
+    Returns the messages in send order and the twin (its truth, start and end).
+    """
     store = load_store(scenario.store)
     twin = Twin(store, scenario, positioning_feed=True)
     bus = LocalTransport()
@@ -114,8 +124,23 @@ def _record(path: Path, seed: int) -> tuple[list[Recorded], float]:
         t = min(t + _STEP_S, twin.end_s)
         now[0] = t
         twin.advance(bus, t)
-    log.info("recorded %d messages of %s seed %d", len(out), path.name, seed)
-    return out, twin.start_s
+    return out, twin
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (for a private broker)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on loopback ``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _read(path: Path) -> tuple[list[Recorded], float]:

@@ -37,7 +37,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,16 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from checkout.ledger import Ledger
-from iot.bus import LocalTransport
 from iot.mqtt import MqttTransport
 from iot.payloads import DeviceStatus, Receipt
-from iot.shelf import ShelfAdapter
-from iot.store import load_store
-from iot.topics import PREFIX, TOPICS, match_topic
+from iot.topics import TOPICS
 from sim.scenario import load_scenario_as
 from sim.scoring import TrueVisit, score
-from sim.twin import Twin
-from smartstore.bus_traffic import CENTRAL_CHANNELS, Recorded
+from smartstore.bus_traffic import Recorded, free_port, listening, record_central
 from smartstore.faults import (
     FaultInjector,
     Outgoing,
@@ -110,31 +105,8 @@ def record(
 ) -> Traffic:
     """Run the twin and its shelf adapter once; keep what the edge sends the workers."""
     scenario = load_scenario_as(scenario_path, seed=seed, store=store)
-    store_file = load_store(scenario.store)
-    twin = Twin(store_file, scenario, positioning_feed=True)
-    bus = LocalTransport()
-    now = [twin.start_s]
-    out: list[Recorded] = []
-    head = f"{PREFIX}/{store_file.store_id}/"
-
-    def keep(topic: str, data: bytes) -> None:
-        found = match_topic(topic)
-        if found is None or found[0].name not in CENTRAL_CHANNELS:
-            return
-        event_time = float(json.loads(data)["event_time_s"])
-        channel = found[0]
-        out.append(
-            Recorded(now[0], event_time, topic.removeprefix(head), channel.qos, data, channel.name)
-        )
-
-    bus.subscribe(f"{PREFIX}/{store_file.store_id}/+/+/+", keep)
-    adapter = ShelfAdapter(store_file, bus, now=lambda: now[0])
-    adapter.start()
-    t = twin.start_s
-    while t < twin.end_s:
-        t = min(t + _STEP_S, twin.end_s)
-        now[0] = t
-        twin.advance(bus, t)
+    out, twin = record_central(scenario)
+    store_file = twin.store
     truth = twin.truth.visits
     return Traffic(
         messages=out,
@@ -167,7 +139,7 @@ class PrivateMosquitto:
         self.exe = exe
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self.conf = folder / "mosquitto.conf"
         # `user`: as root, Mosquitto would drop to `mosquitto`, who cannot write here.
@@ -186,7 +158,7 @@ class PrivateMosquitto:
             [self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + 10.0
-        while not _listening(self.port):
+        while not listening(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
                 raise OSError(f"Mosquitto did not start on port {self.port}: {err[-400:]}")
@@ -207,20 +179,6 @@ class PrivateMosquitto:
         self.stop()
         self.start()
         self.restarts += 1
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 # --- the worker process ---
