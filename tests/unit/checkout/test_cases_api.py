@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from checkout.api import create_app
 from checkout.auth import AccountBook
-from checkout.cases import CaseBook, Finding, SnapshotRef
+from checkout.cases import CaseBook, CaseRecord, Finding, SnapshotRef
 from checkout.ledger import Ledger
 from iot.store import load_store
 from tests.unit.checkout.signed_in import signed_in
@@ -19,9 +19,8 @@ STORE = load_store(ROOT / "stores" / "demo.yaml")
 T0 = 1.8e9
 
 
-@pytest.fixture
-def client_and_case(db: str) -> tuple[TestClient, str]:
-    book = CaseBook(db)
+def tailgating_case(book: CaseBook, track_id: str) -> CaseRecord:
+    """A new tailgating case in store demo about one track."""
     record, _ = book.report(
         Finding(
             store_id="demo",
@@ -30,10 +29,17 @@ def client_and_case(db: str) -> tuple[TestClient, str]:
             incident_s=T0,
             confidence=0.8,
             summary="someone walked in with no scan-in",
-            track_ids=["trk-7"],
-            source_event_ids=["entry.trk-7"],
+            track_ids=[track_id],
+            source_event_ids=[f"entry.{track_id}"],
         )
     )
+    return record
+
+
+@pytest.fixture
+def client_and_case(db: str) -> tuple[TestClient, str]:
+    book = CaseBook(db)
+    record = tailgating_case(book, "trk-7")
     accounts = AccountBook(db)
     app = create_app(Ledger(db), STORE, accounts, cases=book, now=lambda: T0 + 100)
     return signed_in(app, accounts, "ana", role="loss_prevention"), record.case_id
@@ -108,18 +114,7 @@ def test_a_disputed_line_opens_one_case(client_and_case: tuple[TestClient, str])
 
 def test_evidence_images_are_served_to_the_cases_reviewers(tmp_path: Path) -> None:
     book = CaseBook(":memory:")
-    record, _ = book.report(
-        Finding(
-            store_id="demo",
-            rule="tailgating",
-            category="theft",
-            incident_s=T0,
-            confidence=0.8,
-            summary="someone walked in with no scan-in",
-            track_ids=["trk-9"],
-            source_event_ids=["entry.trk-9"],
-        )
-    )
+    record = tailgating_case(book, "trk-9")
     image = tmp_path / "cam-ceil-01.jpg"
     image.write_bytes(b"\xff\xd8\xff\xe0 a blurred frame \xff\xd9")
     book.add_snapshots(
@@ -150,18 +145,7 @@ def test_a_case_cannot_be_made_to_serve_a_file_outside_the_evidence_folder(
     tmp_path: Path,
 ) -> None:
     book = CaseBook(":memory:")
-    record, _ = book.report(
-        Finding(
-            store_id="demo",
-            rule="tailgating",
-            category="theft",
-            incident_s=T0,
-            confidence=0.8,
-            summary="someone walked in with no scan-in",
-            track_ids=["trk-9"],
-            source_event_ids=["entry.trk-9"],
-        )
-    )
+    record = tailgating_case(book, "trk-9")
     secret = tmp_path / "secret.jpg"  # a readable file a forged Snapshot names
     secret.write_bytes(b"not evidence")
     evidence = tmp_path / "evidence"
