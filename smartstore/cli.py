@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         default=1.0,
         help="simulated seconds per wall second (default 1: real time)",
     )
-    d.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    d.add_argument(
+        "--port", type=int, default=8000, help="HTTP port (default 8000; 0: any free port, printed)"
+    )
     d.add_argument(
         "--broker",
         default=None,

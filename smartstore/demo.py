@@ -329,6 +329,8 @@ def _start_api(stack: ExitStack, app: Any, port: int, out: TextIO) -> None:
             f"the HTTP API could not start on 127.0.0.1:{port}; is the port taken? "
             "pick another with --port"
         )
+    if port == 0:  # the system chose one: say which
+        port = int(server.servers[0].sockets[0].getsockname()[1])
     print(f"web app and API at http://127.0.0.1:{port}/ (OpenAPI at /docs)", file=out)
 
     def stop_api() -> None:

@@ -9,7 +9,6 @@ For the same scenario and seed, every visit must get the same receipt lines.
 from __future__ import annotations
 
 import io
-import socket
 import uuid
 from pathlib import Path
 
@@ -22,12 +21,6 @@ from smartstore.evaluate import run_eval
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -61,7 +54,7 @@ def test_store_over_a_real_broker_matches_the_in_process_run(
         scenario,
         broker_url=broker_url,
         speed=5.0,
-        port=_free_port(),
+        port=0,  # any free port, chosen at bind time: a port picked earlier can be taken
         db_path=tmp_path / "ledger.sqlite",
         out=io.StringIO(),
         positioning="simulated",
