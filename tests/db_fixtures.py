@@ -66,7 +66,18 @@ def _fresh_schema(admin: Any) -> Iterator[str]:
     admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
     sep = "&" if "?" in POSTGRES_URL else "?"
     # Tests need no durability through a server crash: commits need not wait for the disk.
-    yield f"{POSTGRES_URL}{sep}schema={name}&options=-c%20synchronous_commit%3Doff"
+    # Every connection of the test carries the schema's name, so the ones a test left
+    # open (a book it never closed) are ended here: leaked, they would use up the
+    # server's max_connections over a whole suite.
+    yield (
+        f"{POSTGRES_URL}{sep}schema={name}&application_name={name}"
+        "&options=-c%20synchronous_commit%3Doff"
+    )
+    admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = %s AND pid <> pg_backend_pid()",
+        (name,),
+    )
     admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
